@@ -1,0 +1,35 @@
+# Two entry points: `make test` (the whole suite) and `make demo` (the main job on built-in data).
+# The heavy environment (torch, nnU-Net: ~6 GB) is built once per requirements hash in a cache folder and
+# linked to .venv, so fresh clones and CI reuse it; the package itself is installed editable each time.
+PYTHON ?= python3
+CACHE_DIR ?= $(HOME)/.cache/nnunet-archs
+ENV_HASH := $(shell cat pyproject.toml | sha256sum | cut -c1-16)
+ENV_DIR := $(CACHE_DIR)/venv-$(ENV_HASH)
+VENV := .venv
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: test demo benchmark env clean
+
+$(ENV_DIR)/.complete: pyproject.toml
+	rm -rf $(ENV_DIR)
+	$(PYTHON) -m venv $(ENV_DIR)
+	$(ENV_DIR)/bin/pip install --quiet --upgrade pip setuptools wheel
+	$(ENV_DIR)/bin/pip install --quiet ".[test]"
+	$(ENV_DIR)/bin/pip uninstall --quiet --yes nnunet-archs
+	touch $@
+
+env: $(ENV_DIR)/.complete
+	ln -sfn $(ENV_DIR) $(VENV)
+	$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
+
+test: env
+	$(VENV)/bin/python -m pytest tests
+
+demo: env
+	$(VENV)/bin/nnunet-archs showcase
+
+benchmark: env
+	$(VENV)/bin/python benchmarks/architectures.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

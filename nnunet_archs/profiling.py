@@ -1,0 +1,97 @@
+"""Cost measurements shared by the benchmarks, the showcase and the tests: parameters, FLOPs, activation
+memory and step time of a network on one input batch. Everything here measures; nothing is estimated."""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable, Dict, List, Sequence
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def _loss(output) -> torch.Tensor:
+    outputs = output if isinstance(output, (list, tuple)) else [output]
+    return sum(o.float().mean() for o in outputs)
+
+
+def saved_activation_bytes(net: nn.Module, x: torch.Tensor) -> int:
+    """Bytes of the distinct tensors autograd keeps for backward during one training-mode forward.
+
+    This is the activation memory a training step holds at its peak (parameters excluded), measured on any
+    device, so CPU runs can be compared with the planner's GPU-calibrated estimate.
+    """
+    parameter_storages = {p.untyped_storage().data_ptr() for p in net.parameters()}
+    seen: Dict[int, int] = {}
+
+    def pack(t: torch.Tensor):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in parameter_storages:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    net.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        output = net(x)
+    del output
+    return sum(seen.values())
+
+
+def forward_flops(net: nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of one forward pass (``torch.utils.flop_counter``: convolutions and matrix products)."""
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        net(x)
+    return counter.get_total_flops()
+
+
+def _step_seconds(net: nn.Module, x: torch.Tensor) -> float:
+    net.zero_grad(set_to_none=True)
+    start = time.perf_counter()
+    _loss(net(x)).backward()
+    if x.is_cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def median_step_seconds(nets: Sequence[nn.Module], x: torch.Tensor, repeats: int = 3,
+                        warmup: int = 1) -> List[float]:
+    """Median wall time of forward + backward for each network.
+
+    The networks take turns, step by step, so that drift in the machine's speed (other load, thermal state)
+    hits all of them alike and their ratios stay meaningful.
+    """
+    for net in nets:
+        net.train()
+    times = [[] for _ in nets]
+    for i in range(warmup + repeats):
+        for net, net_times in zip(nets, times):
+            seconds = _step_seconds(net, x)
+            if i >= warmup:
+                net_times.append(seconds)
+    return [statistics.median(t) for t in times]
+
+
+def profile_networks(builders: Dict[str, Callable[[], nn.Module]], input_shape: Sequence[int], repeats: int = 3,
+                     with_flops: bool = True) -> Dict[str, dict]:
+    """All cost figures of several networks on the same (batch, channels, *spatial) input, measured side by
+    side in one run; step times are interleaved (see :func:`median_step_seconds`)."""
+    torch.manual_seed(0)
+    x = torch.randn(*input_shape)
+    nets = {name: build() for name, build in builders.items()}
+    rows = {}
+    for name, net in nets.items():
+        rows[name] = {"params": count_parameters(net),
+                      "estimate": int(net.compute_conv_feature_map_size(list(input_shape[2:]))),
+                      "saved_bytes": saved_activation_bytes(net, x)}
+        if with_flops:
+            rows[name]["gflops"] = forward_flops(net, x) / 1e9
+    step_times = median_step_seconds(list(nets.values()), x, repeats=repeats)
+    for row, seconds in zip(rows.values(), step_times):
+        row["step_s"] = seconds
+    return rows
