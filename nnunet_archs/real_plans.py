@@ -11,10 +11,8 @@ import numpy as np
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from torch import nn
 
-from nnunet_archs.architectures.config import plain_kwargs_from_plans
+from nnunet_archs.registry import ArchitectureVariant
 
-PLAIN_UNET = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
-KIUNET = "nnunet_archs.architectures.kiunet.DynamicKiUNet"
 
 
 @dataclass
@@ -37,17 +35,17 @@ class PlansRecord:
         """The smallest patch this topology accepts whose bottleneck is ``bottleneck`` voxels along each axis."""
         return [int(p) * bottleneck for p in np.prod(np.array(self.strides), axis=0)]
 
-    def build(self, network_class_name: Optional[str] = None, deep_supervision: bool = False,
-              **extra_kwargs) -> nn.Module:
+    def build(self, network_class_name: Optional[str] = None, deep_supervision: bool = False) -> nn.Module:
         """The network nnU-Net would build from this plans entry, optionally with another class swapped in
         (Residual-Encoder kwargs are converted for classes that take PlainConvUNet's keywords)."""
         class_name = network_class_name or self.network_class_name
-        kwargs = dict(self.arch_kwargs)
-        if class_name != self.network_class_name:
-            kwargs = plain_kwargs_from_plans(kwargs)
-        kwargs.update(extra_kwargs)
-        return get_network_from_plans(class_name, kwargs, self.kw_requires_import, self.num_input_channels,
-                                      self.num_classes, allow_init=True, deep_supervision=deep_supervision)
+        return self.build_variant(ArchitectureVariant(class_name, class_name, ""), deep_supervision)
+
+    def build_variant(self, variant: ArchitectureVariant, deep_supervision: bool = False) -> nn.Module:
+        return get_network_from_plans(variant.class_path,
+                                      variant.arch_kwargs(self.network_class_name, self.arch_kwargs),
+                                      self.kw_requires_import, self.num_input_channels, self.num_classes,
+                                      allow_init=True, deep_supervision=deep_supervision)
 
 
 def load_records() -> List[PlansRecord]:

@@ -6,7 +6,10 @@ import time
 import torch
 
 from nnunet_archs.profiling import count_parameters, median_step_seconds
-from nnunet_archs.real_plans import KIUNET, PLAIN_UNET, showcase_records
+from nnunet_archs.real_plans import showcase_records
+from nnunet_archs.registry import get_variant
+
+NETWORKS = ("PlainConvUNet", "KiUNet")
 
 
 def run_showcase(batch_size: int = 1, bottleneck: int = 2) -> None:
@@ -18,8 +21,7 @@ def run_showcase(batch_size: int = 1, bottleneck: int = 2) -> None:
     start = time.perf_counter()
     for record in showcase_records():
         patch = record.reduced_patch(bottleneck)
-        nets = {name: record.build(cls, deep_supervision=True) for name, cls in
-                (("PlainConvUNet", PLAIN_UNET), ("DynamicKiUNet", KIUNET))}
+        nets = {name: record.build_variant(get_variant(name), deep_supervision=True) for name in NETWORKS}
         x = torch.randn(batch_size, record.num_input_channels, *patch)
         seconds = median_step_seconds(list(nets.values()), x, repeats=1)
         for (name, net), step in zip(nets.items(), seconds):

@@ -1,11 +1,12 @@
 """Building blocks shared by the nnunet-archs networks (what DNA's blocks cannot express)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import List, Sequence, Type
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 _LINEAR_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
@@ -37,3 +38,36 @@ def single_map(channels: int, size: Sequence[float]) -> np.int64:
     counts half. Measured, not assumed: see tests/architectures/test_estimate.py.
     """
     return n_elements(channels, size) // 2
+
+
+class DilatedConvDropoutNormReLU(nn.Module):
+    """DNA's ``ConvDropoutNormReLU`` with a dilation, which DNA's block hard-codes to 1.
+
+    The dilation applies only along axes whose kernel is larger than 1, so a ``[1, 3, 3]`` kernel stays
+    in-plane; padding keeps the spatial size ('same').
+    """
+
+    def __init__(self, conv_op: Type[nn.Module], in_channels: int, out_channels: int, kernel_size: List[int],
+                 dilation: int, conv_bias: bool = False, norm_op=None, norm_op_kwargs=None, dropout_op=None,
+                 dropout_op_kwargs=None, nonlin=None, nonlin_kwargs=None, nonlin_first: bool = False):
+        super().__init__()
+        dilations = [dilation if k > 1 else 1 for k in kernel_size]
+        self.conv = conv_op(in_channels, out_channels, kernel_size, 1,
+                            padding=[d * (k - 1) // 2 for d, k in zip(dilations, kernel_size)],
+                            dilation=dilations, bias=conv_bias)
+        ops = [self.conv]
+        if dropout_op is not None:
+            ops.append(dropout_op(**(dropout_op_kwargs or {})))
+        after = []
+        if norm_op is not None:
+            after.append(norm_op(out_channels, **(norm_op_kwargs or {})))
+        if nonlin is not None:
+            after.append(nonlin(**(nonlin_kwargs or {})))
+        self.all_modules = nn.Sequential(*ops, *(after[::-1] if nonlin_first else after))
+        self.output_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.all_modules(x)
+
+    def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> np.int64:
+        return n_elements(self.output_channels, input_size)

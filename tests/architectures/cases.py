@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from nnunet_archs.architectures.kiunet import DynamicKiUNet
+from nnunet_archs.architectures.uiunet import DynamicUIUNet3D
 
 # Bound on input voxels times the Ki branch's upsampling, so that 200 random nets run in about a minute.
 MAX_WORK_VOXELS = 2 ** 17
@@ -44,8 +45,24 @@ def _kiunet_options(draw: st.DrawFn, base: dict, input_size: List[int]) -> dict:
     return options
 
 
+def _uiunet_options(draw: st.DrawFn, base: dict, input_size: List[int]) -> dict:
+    n_stages = base["n_stages"]
+    num_dilated = draw(st.integers(0, n_stages))
+    options = dict(num_dilated_stages=num_dilated, use_ica=draw(st.booleans()),
+                   ica_reduction=draw(st.sampled_from([1, 2, 4])), mid_ratio=draw(st.sampled_from([0.25, 0.5, 1.0])),
+                   side_kernel=draw(st.sampled_from(["stage", 1, 3])),
+                   pool_type=draw(st.sampled_from(["max", "conv", "avg"])))
+    if draw(st.booleans()):  # an explicit heights list, each as tall as the remaining strides allow
+        options["rsu_heights"] = [draw(st.integers(2, 5 if s >= n_stages - num_dilated else n_stages - s + 1))
+                                  for s in range(n_stages)]
+    else:
+        options["rsu_max_height"], options["rsu_min_height"] = draw(st.sampled_from([(7, 4), (5, 3), (4, 2)]))
+    return options
+
+
 ARCHITECTURES = [
     ArchCase("kiunet", DynamicKiUNet, "nnunet_archs.architectures.kiunet.DynamicKiUNet", _kiunet_options),
+    ArchCase("uiunet", DynamicUIUNet3D, "nnunet_archs.architectures.uiunet.DynamicUIUNet3D", _uiunet_options),
 ]
 
 

@@ -114,3 +114,19 @@ def test_no_graph_breaks_under_dynamo(case: ArchCase, dim: int, deep_supervision
     explanation = torch._dynamo.explain(net)(torch.randn(2, 1, *size))
     assert explanation.graph_break_count == 0, explanation.break_reasons
     assert explanation.graph_count == 1
+
+
+@pytest.mark.parametrize("case", ARCHITECTURES, ids=lambda c: c.name)
+def test_thin_anisotropic_patch_trains(case: ArchCase):
+    """A 16x128x128 patch with in-plane-only early strides: no axis may be pooled below its planned size."""
+    kwargs = dict(input_channels=1, n_stages=6, features_per_stage=[4, 8, 16, 16, 16, 16], conv_op=torch.nn.Conv3d,
+                  kernel_sizes=[[1, 3, 3]] * 2 + [[3, 3, 3]] * 4,
+                  strides=[[1, 1, 1], [1, 2, 2], [1, 2, 2], [2, 2, 2], [2, 2, 2], [1, 2, 2]],
+                  n_conv_per_stage=2, num_classes=2, n_conv_per_stage_decoder=2, norm_op=torch.nn.InstanceNorm3d,
+                  norm_op_kwargs={"affine": True}, nonlin=torch.nn.LeakyReLU, deep_supervision=True)
+    net = case.cls(**kwargs)
+    outputs = net(torch.randn(1, 1, 16, 128, 128))
+    assert [tuple(o.shape[2:]) for o in outputs] == [(16, 128, 128), (16, 64, 64), (16, 32, 32), (8, 16, 16),
+                                                      (4, 8, 8)]
+    sum(o.mean() for o in outputs).backward()
+    assert all(p.grad is not None for p in net.parameters())

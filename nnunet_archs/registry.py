@@ -1,0 +1,51 @@
+"""Every network nnunet-archs can build, by name: variants are data (class path + keyword overrides), declared
+once here and used by the showcase, the benchmarks and the command line."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict
+
+from nnunet_archs.architectures.config import plain_kwargs_from_plans
+
+
+@dataclass(frozen=True)
+class ArchitectureVariant:
+    """A named network: a class, keyword overrides and a width factor applied to a plans configuration."""
+
+    name: str
+    class_path: str
+    description: str
+    kwargs: dict = field(default_factory=dict)
+    feature_scale: float = 1.0
+
+    def arch_kwargs(self, plans_class_path: str, plans_arch_kwargs: dict) -> dict:
+        """The ``arch_kwargs`` for this variant, derived from a plans entry made for ``plans_class_path``."""
+        kwargs = dict(plans_arch_kwargs)
+        if self.class_path != plans_class_path:
+            kwargs = plain_kwargs_from_plans(kwargs)
+        if self.feature_scale != 1.0:
+            kwargs["features_per_stage"] = [max(1, round(f * self.feature_scale))
+                                            for f in kwargs["features_per_stage"]]
+        kwargs.update(self.kwargs)
+        return kwargs
+
+
+PLAIN_UNET = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
+KIUNET = "nnunet_archs.architectures.kiunet.DynamicKiUNet"
+UIUNET = "nnunet_archs.architectures.uiunet.DynamicUIUNet3D"
+
+VARIANTS: Dict[str, ArchitectureVariant] = {v.name: v for v in [
+    ArchitectureVariant("PlainConvUNet", PLAIN_UNET, "nnU-Net's default U-Net (reference)"),
+    ArchitectureVariant("KiUNet", KIUNET, "DynamicKiUNet, default Ki branch (3 stages, upsampling cap 2)"),
+    ArchitectureVariant("KiUNet-uncapped", KIUNET, "DynamicKiUNet, Ki branch mirrors every stride (original 2D)",
+                        {"ki_max_scale": None}),
+    ArchitectureVariant("UIUNet", UIUNET, "DynamicUIUNet3D, full (RSU heights 7,6,5,4,..., IC-A)"),
+    ArchitectureVariant("UIUNet-minimal", UIUNET, "DynamicUIUNet3D, seed's minimal: 50% features, RSU heights "
+                        "5,4,3,...", {"rsu_max_height": 5, "rsu_min_height": 3}, feature_scale=0.5),
+]}
+
+
+def get_variant(name: str) -> ArchitectureVariant:
+    if name not in VARIANTS:
+        raise ValueError(f"unknown architecture {name!r}; choose from {sorted(VARIANTS)}")
+    return VARIANTS[name]
