@@ -22,7 +22,8 @@ from nnunet_archs.registry import VARIANTS, get_variant
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--networks", nargs="+", default=["PlainConvUNet", "KiUNet"], choices=sorted(VARIANTS))
+    parser.add_argument("--networks", nargs="+", default=["PlainConvUNet", "KiUNet", "UIUNet", "UIUNet-minimal"],
+                        choices=sorted(VARIANTS))
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--bottleneck", type=int, default=2, help="bottleneck voxels per axis of the patch")
     parser.add_argument("--repeats", type=int, default=5)
@@ -47,6 +48,21 @@ def main() -> None:
                   f"| {row['params'] / first['params']:.2f} | {row['gflops'] / first['gflops']:.2f} "
                   f"| {row['saved_bytes'] / first['saved_bytes']:.2f} | {row['step_s'] / first['step_s']:.2f} "
                   f"| {honesty:.2f} |", flush=True)
+    original_shaped_uiunet_parameters()
+
+
+def original_shaped_uiunet_parameters() -> None:
+    """UIU-Net's paper model is 2D, 6 stages of 64..512 features, 3 input channels, 1 class: about 50.5 M."""
+    from nnunet_archs.architectures.uiunet import DynamicUIUNet3D
+    from nnunet_archs.profiling import count_parameters
+    kwargs = dict(input_channels=3, n_stages=6, features_per_stage=[64, 128, 256, 512, 512, 512],
+                  conv_op=torch.nn.Conv2d, kernel_sizes=3, strides=[1, 2, 2, 2, 2, 2], n_conv_per_stage=1,
+                  num_classes=1, n_conv_per_stage_decoder=1, conv_bias=True, norm_op=torch.nn.BatchNorm2d,
+                  nonlin=torch.nn.ReLU)
+    print("\nDynamicUIUNet3D shaped like the original 2D UIU-Net (features 64,128,256,512,512,512; original: "
+          "about 50.5 M parameters):")
+    for options in ({}, {"mid_ratio": 0.25}, {"use_ica": False}):
+        print(f"- {options or 'defaults'}: {count_parameters(DynamicUIUNet3D(**kwargs, **options)) / 1e6:.1f} M")
 
 
 if __name__ == "__main__":

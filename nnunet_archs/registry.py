@@ -37,6 +37,10 @@ UIUNET = "nnunet_archs.architectures.uiunet.DynamicUIUNet3D"
 VARIANTS: Dict[str, ArchitectureVariant] = {v.name: v for v in [
     ArchitectureVariant("PlainConvUNet", PLAIN_UNET, "nnU-Net's default U-Net (reference)"),
     ArchitectureVariant("KiUNet", KIUNET, "DynamicKiUNet, default Ki branch (3 stages, upsampling cap 2)"),
+    ArchitectureVariant("KiUNet-maxpool", KIUNET, "DynamicKiUNet with max-pool downsampling (the original's)",
+                        {"pool_type": "max"}),
+    ArchitectureVariant("KiUNet-minimal", KIUNET, "DynamicKiUNet, seed's minimal: 50% features, strided conv",
+                        feature_scale=0.5),
     ArchitectureVariant("KiUNet-uncapped", KIUNET, "DynamicKiUNet, Ki branch mirrors every stride (original 2D)",
                         {"ki_max_scale": None}),
     ArchitectureVariant("UIUNet", UIUNET, "DynamicUIUNet3D, full (RSU heights 7,6,5,4,..., IC-A)"),

@@ -1,0 +1,3 @@
+# A thin shim for nnU-Net's trainer lookup: point nnUNet_extTrainer at this folder
+# (`export nnUNet_extTrainer=$(nnunet-archs trainers-path)`). The classes live in the installed package.
+from nnunet_archs.training.trainers import *  # noqa: F401,F403

@@ -1,0 +1,1 @@
+"""Experiment planners that size patch and batch for KiU-Net and UIU-Net (see ``planners``)."""

@@ -1,0 +1,1 @@
+"""nnU-Net trainers (see ``trainers``)."""

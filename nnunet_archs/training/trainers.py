@@ -1,0 +1,141 @@
+"""nnU-Net trainers that swap KiU-Net or UIU-Net into whatever plans they are given (the seed fork's names).
+
+Stock ``nnUNetv2_train -tr NAME`` and ``nnUNetv2_predict`` find them through ``nnUNet_extTrainer`` (see
+``nnunet-archs trainers-path``). They keep nnU-Net's schedule (1000 epochs of 250 iterations); the environment
+variables in ``BUDGET_VARIABLES`` shorten it for smoke tests and ``nnunet-archs compare``. Plans made for
+these nets (``nnunet-archs plan_and_preprocess -pl nnUNetPlannerKiUNetM``) need no special trainer at all:
+stock ``nnUNetTrainer`` trains them.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
+from torch import nn
+
+from nnunet_archs.registry import ArchitectureVariant, get_variant
+
+# name -> meaning; each must be an integer >= 1 (NO_MIRRORING: 1 turns mirroring augmentation and TTA off)
+BUDGET_VARIABLES = {
+    "NNUNET_ARCHS_EPOCHS": "num_epochs",
+    "NNUNET_ARCHS_ITERATIONS": "num_iterations_per_epoch",
+    "NNUNET_ARCHS_VAL_ITERATIONS": "num_val_iterations_per_epoch",
+}
+NO_MIRRORING_VARIABLE = "NNUNET_ARCHS_NO_MIRRORING"
+# warn when the swapped-in net needs this much more activation memory than the net the plans were sized for
+MEMORY_WARNING_FACTOR = 1.1
+
+
+def _budget_from_environment() -> Dict[str, int]:
+    budget = {}
+    for variable, attribute in BUDGET_VARIABLES.items():
+        value = os.environ.get(variable)
+        if value is None:
+            continue
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"{variable} must be an integer >= 1, got {value!r}")
+        budget[attribute] = int(value)
+    return budget
+
+
+class nnUNetTrainerBudget(nnUNetTrainer):
+    """nnUNetTrainer whose schedule can be shortened through ``BUDGET_VARIABLES`` (unchanged when unset)."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        for attribute, value in _budget_from_environment().items():
+            setattr(self, attribute, value)
+
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        rotation, dummy_2d, initial_patch_size, mirror_axes = \
+            super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        if os.environ.get(NO_MIRRORING_VARIABLE) == "1":
+            mirror_axes = None
+            self.inference_allowed_mirroring_axes = None
+        return rotation, dummy_2d, initial_patch_size, mirror_axes
+
+
+class ArchitectureTrainer(nnUNetTrainerBudget):
+    """Trains ``variant`` on any plans (default or ResEnc), optionally at a fixed batch size."""
+
+    variant: ArchitectureVariant
+    batch_size: Optional[int] = None
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.planned_batch_size = self.configuration_manager.batch_size
+        if self.batch_size is not None:
+            self.configuration_manager.configuration["batch_size"] = self.batch_size
+
+    @classmethod
+    def build_network_architecture(cls, plans_manager: PlansManager, configuration_manager: ConfigurationManager,
+                                   num_input_channels: int, num_output_channels: int,
+                                   enable_deep_supervision: bool = True) -> nn.Module:
+        kwargs = cls.variant.arch_kwargs(configuration_manager.network_arch_class_name,
+                                         configuration_manager.network_arch_init_kwargs)
+        return get_network_from_plans(cls.variant.class_path, kwargs,
+                                      configuration_manager.network_arch_init_kwargs_req_import, num_input_channels,
+                                      num_output_channels, allow_init=True, deep_supervision=enable_deep_supervision)
+
+    def on_train_start(self):
+        super().on_train_start()
+        self._warn_if_plans_sized_for_a_lighter_net()
+
+    def _warn_if_plans_sized_for_a_lighter_net(self) -> None:
+        cm = self.configuration_manager
+        if cm.network_arch_class_name == self.variant.class_path:
+            return
+        patch = list(cm.patch_size)
+        planned = get_network_from_plans(cm.network_arch_class_name, cm.network_arch_init_kwargs,
+                                         cm.network_arch_init_kwargs_req_import, self.num_input_channels,
+                                         self.label_manager.num_segmentation_heads, allow_init=False)
+        ours = self.build_network_architecture(self.plans_manager, cm, self.num_input_channels,
+                                               self.label_manager.num_segmentation_heads, False)
+        factor = (float(ours.compute_conv_feature_map_size(patch)) * cm.batch_size
+                  / (float(planned.compute_conv_feature_map_size(patch)) * self.planned_batch_size))
+        if factor > MEMORY_WARNING_FACTOR:
+            architecture = self.variant.name.split("-")[0]
+            self.print_to_log_file(
+                f"WARNING: these plans were sized for {cm.network_arch_class_name.split('.')[-1]}. At patch {patch}, "
+                f"batch {cm.batch_size}, {self.variant.class_path.split('.')[-1]} needs an estimated {factor:.1f}x "
+                f"its activation memory and may run out of GPU memory. Plan for it instead: nnunet-archs "
+                f"plan_and_preprocess -d {self.plans_manager.dataset_name} -pl nnUNetPlanner{architecture}M "
+                f"(or L/XL), then train with -p nnUNet{architecture}MPlans.", also_print_to_console=True)
+
+
+@dataclass(frozen=True)
+class TrainerSpec:
+    variant: str
+    batch_size: Optional[int]
+    description: str
+
+
+# The seed fork's trainer names (and two descriptive ones), declared once.
+TRAINERS: Dict[str, TrainerSpec] = {
+    "nnUNetTrainerKiUNet": TrainerSpec("KiUNet", None, "DynamicKiUNet with default options on the given plans"),
+    "kiunet": TrainerSpec("KiUNet-maxpool", None, "DynamicKiUNet, max-pool downsampling"),
+    "kiunet_conv": TrainerSpec("KiUNet", None, "DynamicKiUNet, strided-conv downsampling"),
+    "kiunet_minimal": TrainerSpec("KiUNet-minimal", 1, "DynamicKiUNet, 50% features, strided conv, batch 1"),
+    "kiunet_large": TrainerSpec("KiUNet", 1, "DynamicKiUNet, the plans' full features, strided conv, batch 1"),
+    "nnUNetTrainerUIUNet": TrainerSpec("UIUNet", None, "DynamicUIUNet3D with default options on the given plans"),
+    "uiunet": TrainerSpec("UIUNet", None, "DynamicUIUNet3D, full RSU heights 7,6,5,4,..."),
+    "uiunet_minimal": TrainerSpec("UIUNet-minimal", 1, "DynamicUIUNet3D, 50% features, RSU heights 5,4,3,..., "
+                                                       "batch 1"),
+}
+
+
+def _make_trainer(name: str, spec: TrainerSpec) -> type:
+    return type(name, (ArchitectureTrainer,), {"__module__": __name__, "__doc__": spec.description,
+                                               "variant": get_variant(spec.variant),
+                                               "batch_size": spec.batch_size})
+
+
+globals().update({name: _make_trainer(name, spec) for name, spec in TRAINERS.items()})
+__all__ = ["nnUNetTrainerBudget", *TRAINERS]
