@@ -78,6 +78,8 @@ class ArchitectureTrainer(nnUNetTrainerBudget):
     def build_network_architecture(cls, plans_manager: PlansManager, configuration_manager: ConfigurationManager,
                                    num_input_channels: int, num_output_channels: int,
                                    enable_deep_supervision: bool = True) -> nn.Module:
+        # a classmethod, not nnU-Net's staticmethod, so that each variant class builds its own net; nnU-Net
+        # calls it on the class (predictor) and on the instance (trainer) with these same arguments
         kwargs = cls.variant.arch_kwargs(configuration_manager.network_arch_class_name,
                                          configuration_manager.network_arch_init_kwargs)
         return get_network_from_plans(cls.variant.class_path, kwargs,
@@ -86,28 +88,41 @@ class ArchitectureTrainer(nnUNetTrainerBudget):
 
     def on_train_start(self):
         super().on_train_start()
+        self.print_to_log_file(f"Network: {self.variant.class_path} ({self.variant.description}), batch size "
+                               f"{self.configuration_manager.batch_size}; swapped into the plans' "
+                               f"{self.configuration_manager.network_arch_class_name}")
         self._warn_if_plans_sized_for_a_lighter_net()
 
     def _warn_if_plans_sized_for_a_lighter_net(self) -> None:
         cm = self.configuration_manager
-        if cm.network_arch_class_name == self.variant.class_path:
-            return
-        patch = list(cm.patch_size)
-        planned = get_network_from_plans(cm.network_arch_class_name, cm.network_arch_init_kwargs,
-                                         cm.network_arch_init_kwargs_req_import, self.num_input_channels,
-                                         self.label_manager.num_segmentation_heads, allow_init=False)
-        ours = self.build_network_architecture(self.plans_manager, cm, self.num_input_channels,
-                                               self.label_manager.num_segmentation_heads, False)
-        factor = (float(ours.compute_conv_feature_map_size(patch)) * cm.batch_size
-                  / (float(planned.compute_conv_feature_map_size(patch)) * self.planned_batch_size))
+        factor = activation_memory_factor(cm, self.planned_batch_size, self.variant, self.num_input_channels,
+                                          self.label_manager.num_segmentation_heads)
         if factor > MEMORY_WARNING_FACTOR:
             architecture = self.variant.name.split("-")[0]
             self.print_to_log_file(
-                f"WARNING: these plans were sized for {cm.network_arch_class_name.split('.')[-1]}. At patch {patch}, "
-                f"batch {cm.batch_size}, {self.variant.class_path.split('.')[-1]} needs an estimated {factor:.1f}x "
-                f"its activation memory and may run out of GPU memory. Plan for it instead: nnunet-archs "
-                f"plan_and_preprocess -d {self.plans_manager.dataset_name} -pl nnUNetPlanner{architecture}M "
-                f"(or L/XL), then train with -p nnUNet{architecture}MPlans.", also_print_to_console=True)
+                f"WARNING: these plans were sized for {cm.network_arch_class_name.split('.')[-1]}. At patch "
+                f"{list(cm.patch_size)}, batch {cm.batch_size}, {self.variant.class_path.split('.')[-1]} needs an "
+                f"estimated {factor:.1f}x its activation memory and may run out of GPU memory. Plan for it "
+                f"instead: nnunet-archs plan_and_preprocess -d {self.plans_manager.dataset_name} "
+                f"-pl nnUNetPlanner{architecture}M (or L/XL), then train with -p nnUNet{architecture}MPlans.",
+                also_print_to_console=True)
+
+
+def activation_memory_factor(configuration_manager: ConfigurationManager, planned_batch_size: int,
+                             variant: ArchitectureVariant, num_input_channels: int, num_output_channels: int) -> float:
+    """Estimated activation memory of ``variant`` at the configuration's patch and (possibly overridden) batch
+    size, relative to the network and batch size the plans were sized for."""
+    cm = configuration_manager
+    patch = list(cm.patch_size)
+    planned = get_network_from_plans(cm.network_arch_class_name, cm.network_arch_init_kwargs,
+                                     cm.network_arch_init_kwargs_req_import, num_input_channels, num_output_channels,
+                                     allow_init=False)
+    ours = get_network_from_plans(variant.class_path,
+                                  variant.arch_kwargs(cm.network_arch_class_name, cm.network_arch_init_kwargs),
+                                  cm.network_arch_init_kwargs_req_import, num_input_channels, num_output_channels,
+                                  allow_init=False)
+    return (float(ours.compute_conv_feature_map_size(patch)) * cm.batch_size
+            / (float(planned.compute_conv_feature_map_size(patch)) * planned_batch_size))
 
 
 @dataclass(frozen=True)

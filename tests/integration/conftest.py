@@ -1,0 +1,88 @@
+"""A throw-away nnU-Net environment (raw/preprocessed/results folders, synthetic datasets) and helpers that
+run the real command-line programs in subprocesses, as a user would."""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+
+from nnunet_archs.datasets import write_synthetic_dataset
+
+BIN = Path(sys.executable).parent
+DATASET_3D, DATASET_2D = 501, 502
+# A tiny GPU memory target shrinks the planned patch so that CPU training steps take about a second.
+TINY_GPU_TARGET = "0.1"
+SHORT_TRAINING = {"NNUNET_ARCHS_EPOCHS": "1", "NNUNET_ARCHS_ITERATIONS": "2", "NNUNET_ARCHS_VAL_ITERATIONS": "1",
+                  "NNUNET_ARCHS_NO_MIRRORING": "1", "nnUNet_n_proc_DA": "0"}
+
+
+class NNUNetEnvironment:
+    def __init__(self, root: Path):
+        self.root = root
+        self.raw, self.preprocessed, self.results = root / "raw", root / "preprocessed", root / "results"
+        for folder in (self.raw, self.preprocessed, self.results):
+            folder.mkdir()
+        self.env = {**os.environ, "nnUNet_raw": str(self.raw), "nnUNet_preprocessed": str(self.preprocessed),
+                    "nnUNet_results": str(self.results), "nnUNet_def_n_proc": "1", "nnUNet_compile": "f",
+                    "OMP_NUM_THREADS": "2"}
+        self.env["nnUNet_extTrainer"] = self.run("nnunet-archs", "trainers-path").stdout.strip()
+
+    def run(self, program: str, *args: str, extra_env: Optional[Dict[str, str]] = None, check: bool = True,
+            timeout: int = 600) -> subprocess.CompletedProcess:
+        env = {**self.env, **(extra_env or {})}
+        result = subprocess.run([str(BIN / program), *args], env=env, cwd=self.root, capture_output=True, text=True,
+                                timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{program} {' '.join(args)} failed ({result.returncode}):\n"
+                                 f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        return result
+
+    def plans_path(self, dataset_id: int, plans_name: str) -> Path:
+        return next(self.preprocessed.glob(f"Dataset{dataset_id:03d}_*")) / f"{plans_name}.json"
+
+    def raw_dataset(self, dataset_id: int) -> Path:
+        return next(self.raw.glob(f"Dataset{dataset_id:03d}_*"))
+
+    def train(self, dataset_id: int, configuration: str, plans: str, trainer: str) -> subprocess.CompletedProcess:
+        return self.run("nnUNetv2_train", str(dataset_id), configuration, "0", "-p", plans, "-tr", trainer,
+                        "-device", "cpu", extra_env=SHORT_TRAINING)
+
+    def predict_and_evaluate(self, dataset_id: int, configuration: str, plans: str, trainer: str) -> dict:
+        """Stock nnUNetv2_predict on the held-out cases, then nnUNetv2_evaluate_folder; returns the summary."""
+        output = self.root / f"prediction_{dataset_id}_{configuration}_{plans}_{trainer}"
+        raw = self.raw_dataset(dataset_id)
+        self.run("nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(output), "-d", str(dataset_id),
+                 "-c", configuration, "-p", plans, "-tr", trainer, "-f", "0", "-npp", "0", "-nps", "0",
+                 "--disable_tta", "-device", "cpu", "--disable_progress_bar")
+        self.run("nnUNetv2_evaluate_folder", str(raw / "labelsTs"), str(output), "-djfile",
+                 str(output / "dataset.json"), "-pfile", str(output / "plans.json"), "-np", "1")
+        import json
+        return json.loads((output / "summary.json").read_text())
+
+
+def assert_finite_dice(summary: dict, labels: List[str] = ("1", "2")) -> None:
+    for label in labels:
+        dice = summary["mean"][label]["Dice"]
+        assert math.isfinite(dice) and 0 <= dice <= 1, f"label {label}: Dice {dice}"
+    assert math.isfinite(summary["foreground_mean"]["Dice"])
+
+
+@pytest.fixture(scope="session")
+def nnunet(tmp_path_factory) -> NNUNetEnvironment:
+    environment = NNUNetEnvironment(tmp_path_factory.mktemp("nnunet"))
+    write_synthetic_dataset(environment.raw, DATASET_3D, "Synthetic3D", shape=(16, 48, 48), spacing=(3.0, 1.0, 1.0))
+    write_synthetic_dataset(environment.raw, DATASET_2D, "Synthetic2D", shape=(64, 64), spacing=(1.0, 1.0))
+    return environment
+
+
+@pytest.fixture(scope="session")
+def kiunet_plans(nnunet: NNUNetEnvironment) -> str:
+    """KiU-Net M plans (at a tiny GPU target) for the 3D dataset, planned and preprocessed by our CLI."""
+    nnunet.run("nnunet-archs", "plan_and_preprocess", "-d", str(DATASET_3D), "-pl", "nnUNetPlannerKiUNetM",
+               "-gpu_memory_target", TINY_GPU_TARGET, "-c", "3d_fullres", "-np", "1", "--no_pbar")
+    return "nnUNetKiUNetMPlans"
