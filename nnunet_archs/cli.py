@@ -138,6 +138,86 @@ def plan(args: argparse.Namespace, preprocess: bool) -> None:
         print(f"Train with: nnUNetv2_train {args.d} CONFIGURATION FOLD -p {plans_identifier}")
 
 
+def profile_record(args: argparse.Namespace):
+    from nnunet_archs.real_plans import ANISOTROPIC_3D, PlansRecord, find_record
+    if args.plans is None:
+        return find_record(args.builtin or ANISOTROPIC_3D)
+    plans = load_plans(args.plans)
+    dataset_json = args.plans.parent / "dataset.json"
+    if not dataset_json.exists():
+        raise UsageError(f"{dataset_json} not found: profile reads the channel and label count from the "
+                         f"dataset.json beside the plans file (as in nnUNet_preprocessed/DatasetXXX)")
+    return PlansRecord.from_plans_file(plans, args.plans.stem, args.configuration, json.loads(dataset_json.read_text()))
+
+
+def profile(args: argparse.Namespace) -> None:
+    from nnunet_archs.comparison.profile import (DEFAULT_ARCHITECTURES, default_patch, format_table, run_profile,
+                                                 write_outputs)
+    from nnunet_archs.registry import get_variant
+    if args.device.startswith("cuda") and not __import__("torch").cuda.is_available():
+        raise UsageError("--device cuda was given but no CUDA GPU is available")
+    for name, value in (("--batch-size", args.batch_size), ("--repeats", args.repeats)):
+        if value is not None and value < 1:
+            raise UsageError(f"{name} must be >= 1, got {value}")
+    if any(b < 1 for b in args.sweep):
+        raise UsageError(f"--sweep bottleneck sizes must be >= 1, got {args.sweep}")
+    architectures = args.architectures or DEFAULT_ARCHITECTURES
+    try:
+        for name in architectures:
+            get_variant(name)
+        record = profile_record(args)
+        patch = default_patch(record, args.device, args.patch)
+        record.check_patch(patch)
+    except ValueError as error:
+        raise UsageError(str(error))
+    batch = args.batch_size or (record.batch_size if args.device.startswith("cuda") else 2)
+    result = run_profile(record, architectures, patch, batch, args.repeats, args.inference, args.sweep, args.device)
+    print(format_table(result))
+    paths = write_outputs(result, args.output)
+    print(f"\nWritten: {paths['table']}, {paths['json']}, {paths['png']}")
+
+
+def compare(args: argparse.Namespace) -> None:
+    from nnunet_archs.comparison.compare import RECIPES, Budget, StepFailed
+    from nnunet_archs.comparison.demo import prepare_report_folder, run_comparison
+    require_nnunet_paths("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+    unknown = [a for a in args.architectures if a not in RECIPES]
+    if unknown:
+        raise UsageError(f"unknown architecture(s) {unknown}; choose from {list(RECIPES)}")
+    if len(set(args.architectures)) != len(args.architectures):
+        raise UsageError(f"architectures must be distinct, got {args.architectures}")
+    for name in ("epochs", "iterations", "val_iterations", "minutes"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be > 0, got {value:g}")
+    if args.gpu_memory_target <= 0:
+        raise UsageError(f"-gpu_memory_target must be > 0 (GB), got {args.gpu_memory_target:g}")
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite exclude each other")
+    name = dataset_name(args.d)
+    check_dataset_integrity(Path(os.environ["nnUNet_raw"]) / name)
+    report = args.output or Path(f"nnunet_archs_compare_{args.d}")
+    try:
+        prepare_report_folder(report, args.resume, args.overwrite)
+    except FileExistsError as error:
+        raise UsageError(str(error))
+    budget = Budget(args.epochs, args.iterations, args.val_iterations, args.minutes, args.mirroring)
+    try:
+        run_comparison(args.d, args.architectures, args.configuration, budget, args.gpu_memory_target, report,
+                       args.device, args.np)
+    except StepFailed as error:
+        raise UsageError(str(error))
+
+
+def check_dataset_integrity(raw_folder: Path) -> None:
+    """nnU-Net's own integrity check, before any planning or training."""
+    from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
+    try:
+        verify_dataset_integrity(str(raw_folder), 1)
+    except (AssertionError, RuntimeError, FileNotFoundError) as error:
+        raise UsageError(f"dataset {raw_folder.name} failed nnU-Net's integrity check: {error}")
+
+
 def list_everything() -> None:
     from nnunet_archs.planning.planners import PLANNERS, RESENC_PRESETS
     from nnunet_archs.registry import VARIANTS
@@ -154,6 +234,10 @@ def list_everything() -> None:
     for name, spec in TRAINERS.items():
         print(f"  {name:<20} {spec.description}")
     print("  nnUNetTrainerBudget   nnUNetTrainer whose schedule NNUNET_ARCHS_EPOCHS/ITERATIONS/... can shorten")
+    from nnunet_archs.real_plans import load_records
+    print("Built-in configurations (profile --builtin):")
+    for record in load_records():
+        print(f"  {record.id}")
     print("Presets (GPU memory targets, as nnU-Net's ResEnc presets):")
     for preset, (gb, _, _) in RESENC_PRESETS.items():
         print(f"  {preset:<3} {gb:g} GB")
@@ -181,6 +265,46 @@ def build_parser() -> argparse.ArgumentParser:
                                  "preprocess")
             command.add_argument("-np", type=int, default=None, help="processes for fingerprint and preprocessing")
             command.add_argument("--verify_dataset_integrity", action="store_true")
+    profile = commands.add_parser("profile", help="parameters, FLOPs, memory and speed of several architectures "
+                                                  "at one plans configuration (table, JSON, PNG)")
+    source = profile.add_mutually_exclusive_group()
+    source.add_argument("--plans", type=Path, help="an nnU-Net plans file (dataset.json is read beside it)")
+    source.add_argument("--builtin", default=None, help="a built-in configuration id (see nnunet-archs list); "
+                        "default: an anisotropic 3D configuration from a public nnU-Net plans file")
+    profile.add_argument("-c", "--configuration", default="3d_fullres", help="configuration in --plans")
+    profile.add_argument("-a", "--architectures", nargs="+", default=None, help="architecture names (see list); "
+                         "ratios are to the first")
+    profile.add_argument("--patch", type=int, nargs="+", default=None,
+                         help="patch size (default: planned on a GPU, the smallest planned topology on a CPU)")
+    profile.add_argument("--batch-size", type=int, default=None, help="default: planned on a GPU, 2 on a CPU")
+    profile.add_argument("--repeats", type=int, default=3, help="timed training steps per architecture")
+    profile.add_argument("--inference", action="store_true", help="also time one inference patch")
+    profile.add_argument("--sweep", type=int, nargs="*", default=[2, 3],
+                         help="bottleneck sizes (voxels per axis) for the patch-size sweep; none to skip")
+    profile.add_argument("--device", default="cpu", help="cpu or cuda")
+    profile.add_argument("-o", "--output", type=Path, default=Path("nnunet_archs_profile"))
+    compare = commands.add_parser("compare", help="plan, train, predict and evaluate several architectures on one "
+                                                  "dataset with the same budget; write a report folder")
+    compare.add_argument("-d", type=int, required=True, help="dataset id (nnU-Net raw format)")
+    compare.add_argument("-a", "--architectures", nargs="+", default=["PlainConvUNet", "KiUNet", "UIUNet"])
+    compare.add_argument("-c", "--configuration", default="3d_fullres")
+    compare.add_argument("--epochs", type=int, default=None, help="epochs per architecture (nnU-Net: 1000)")
+    compare.add_argument("--iterations", type=int, default=None, help="training iterations per epoch (250)")
+    compare.add_argument("--val-iterations", type=int, default=None, help="validation iterations per epoch (50)")
+    compare.add_argument("--minutes", type=float, default=None, help="wall-clock training budget per architecture")
+    compare.add_argument("--mirroring", action="store_true", help="keep nnU-Net's mirroring augmentation and TTA")
+    compare.add_argument("-gpu_memory_target", type=float, default=8, help="GB, the same for every planner")
+    compare.add_argument("-o", "--output", type=Path, default=None, help="report folder (default: "
+                         "nnunet_archs_compare_<dataset id>)")
+    compare.add_argument("--resume", action="store_true", help="continue a comparison in an existing folder")
+    compare.add_argument("--overwrite", action="store_true", help="start an existing report folder over")
+    compare.add_argument("-device", default="cpu", help="cpu or cuda")
+    compare.add_argument("-np", type=int, default=1, help="processes for preprocessing and export")
+    demo = commands.add_parser("demo", help="the comparison on a built-in dataset (what `make demo` runs)")
+    demo.add_argument("--work-dir", type=Path, default=Path("nnunet_archs_demo"),
+                      help="folder for the dataset, nnU-Net's folders and the report")
+    demo.add_argument("--resume", action="store_true")
+    demo.add_argument("--overwrite", action="store_true")
     commands.add_parser("trainers-path", help="print the folder to put in nnUNet_extTrainer")
     commands.add_parser("list", help="list architectures, planners, trainers and presets")
     showcase = commands.add_parser("showcase", help="DynamicKiUNet next to PlainConvUNet on real nnU-Net "
@@ -197,6 +321,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             if getattr(args, "np", None) is not None and args.np < 1:
                 raise UsageError(f"-np must be >= 1, got {args.np}")
             plan(args, preprocess=args.command == "plan_and_preprocess")
+        elif args.command == "profile":
+            profile(args)
+        elif args.command == "compare":
+            compare(args)
+        elif args.command == "demo":
+            from nnunet_archs.comparison.demo import run_demo
+            try:
+                run_demo(args.work_dir, args.resume, args.overwrite)
+            except FileExistsError as error:
+                raise UsageError(str(error))
         elif args.command == "trainers-path":
             print(ext_trainers_path())
         elif args.command == "list":

@@ -20,6 +20,19 @@ def _loss(output) -> torch.Tensor:
     return sum(o.float().mean() for o in outputs)
 
 
+def activation_bytes(net: nn.Module, x: torch.Tensor) -> int:
+    """Activation memory of one training step: saved tensors on CPU, the CUDA allocator's peak on a GPU."""
+    if not x.is_cuda:
+        return saved_activation_bytes(net, x)
+    net.zero_grad(set_to_none=True)
+    torch.cuda.synchronize()
+    baseline = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    _loss(net(x)).backward()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - baseline
+
+
 def saved_activation_bytes(net: nn.Module, x: torch.Tensor) -> int:
     """Bytes of the distinct tensors autograd keeps for backward during one training-mode forward.
 
@@ -77,20 +90,40 @@ def median_step_seconds(nets: Sequence[nn.Module], x: torch.Tensor, repeats: int
     return [statistics.median(t) for t in times]
 
 
+def median_inference_seconds(net: nn.Module, x: torch.Tensor, repeats: int = 3) -> float:
+    """Median wall time of one evaluation-mode forward without gradients (one sliding-window tile)."""
+    net.eval()
+    times = []
+    with torch.no_grad():
+        for i in range(repeats + 1):
+            start = time.perf_counter()
+            net(x)
+            if x.is_cuda:
+                torch.cuda.synchronize()
+            if i:
+                times.append(time.perf_counter() - start)
+    net.train()
+    return statistics.median(times)
+
+
 def profile_networks(builders: Dict[str, Callable[[], nn.Module]], input_shape: Sequence[int], repeats: int = 3,
-                     with_flops: bool = True) -> Dict[str, dict]:
+                     with_flops: bool = True, with_inference: bool = False,
+                     device: str = "cpu") -> Dict[str, dict]:
     """All cost figures of several networks on the same (batch, channels, *spatial) input, measured side by
-    side in one run; step times are interleaved (see :func:`median_step_seconds`)."""
+    side in one run; step times are interleaved (see :func:`median_step_seconds`). ``saved_bytes`` is the
+    activation memory of a training step (:func:`activation_bytes`)."""
     torch.manual_seed(0)
-    x = torch.randn(*input_shape)
-    nets = {name: build() for name, build in builders.items()}
+    x = torch.randn(*input_shape, device=device)
+    nets = {name: build().to(device) for name, build in builders.items()}
     rows = {}
     for name, net in nets.items():
         rows[name] = {"params": count_parameters(net),
                       "estimate": int(net.compute_conv_feature_map_size(list(input_shape[2:]))),
-                      "saved_bytes": saved_activation_bytes(net, x)}
+                      "saved_bytes": activation_bytes(net, x)}
         if with_flops:
             rows[name]["gflops"] = forward_flops(net, x) / 1e9
+        if with_inference:
+            rows[name]["inference_s"] = median_inference_seconds(net, x[:1], repeats)
     step_times = median_step_seconds(list(nets.values()), x, repeats=repeats)
     for row, seconds in zip(rows.values(), step_times):
         row["step_s"] = seconds

@@ -15,6 +15,9 @@ from nnunet_archs.registry import ArchitectureVariant
 
 
 
+ANISOTROPIC_3D = "ismaseptem/comp0251:config/nnUNetPlans.json#3d_fullres"
+
+
 @dataclass
 class PlansRecord:
     id: str
@@ -30,6 +33,27 @@ class PlansRecord:
     @property
     def strides(self) -> List[List[int]]:
         return self.arch_kwargs["strides"]
+
+    def check_patch(self, patch: List[int]) -> None:
+        divisor = [int(p) for p in np.prod(np.array(self.strides), axis=0)]
+        if len(patch) != len(divisor) or any(p % d for p, d in zip(patch, divisor)):
+            raise ValueError(f"patch {patch} must have {len(divisor)} axes, each divisible by the product of the "
+                             f"strides {divisor}")
+
+    @classmethod
+    def from_plans_file(cls, plans: dict, plans_id: str, configuration: str, dataset_json: dict) -> "PlansRecord":
+        """One configuration of an nnU-Net plans file (inheritance resolved as nnU-Net does)."""
+        from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+        manager = PlansManager(plans)
+        if configuration not in manager.available_configurations:
+            raise ValueError(f"configuration {configuration!r} is not in the plans; choose from "
+                             f"{manager.available_configurations}")
+        cm = manager.get_configuration(configuration)
+        return cls(id=f"{plans_id}#{configuration}", configuration=configuration, patch_size=list(cm.patch_size),
+                   batch_size=cm.batch_size, num_input_channels=len(dataset_json["channel_names"]),
+                   num_classes=manager.get_label_manager(dataset_json).num_segmentation_heads,
+                   network_class_name=cm.network_arch_class_name, arch_kwargs=cm.network_arch_init_kwargs,
+                   kw_requires_import=list(cm.network_arch_init_kwargs_req_import))
 
     def reduced_patch(self, bottleneck: int = 2) -> List[int]:
         """The smallest patch this topology accepts whose bottleneck is ``bottleneck`` voxels along each axis."""
@@ -57,9 +81,15 @@ def load_records() -> List[PlansRecord]:
             for r in json.loads(text)["records"]]
 
 
+def find_record(record_id: str) -> PlansRecord:
+    records = {r.id: r for r in load_records()}
+    if record_id not in records:
+        raise ValueError(f"unknown built-in configuration {record_id!r}; choose from {sorted(records)}")
+    return records[record_id]
+
+
 def showcase_records() -> List[PlansRecord]:
     """One 2D, one isotropic 3D and one anisotropic 3D configuration (the benchmark and showcase set)."""
-    by_id = {r.id: r for r in load_records()}
-    return [by_id[i] for i in ("katieliuu/cs231n:nnUNetPlans.json#2d",
-                               "katieliuu/cs231n:nnUNetPlans.json#3d_fullres",
-                               "ismaseptem/comp0251:config/nnUNetPlans.json#3d_fullres")]
+    return [find_record(i) for i in ("katieliuu/cs231n:nnUNetPlans.json#2d",
+                                     "katieliuu/cs231n:nnUNetPlans.json#3d_fullres",
+                                     ANISOTROPIC_3D)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict
 
-from nnunet_archs.architectures.config import plain_kwargs_from_plans
+from nnunet_archs.architectures.config import plain_kwargs_from_plans, resenc_kwargs_from_plans
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,9 @@ class ArchitectureVariant:
     def arch_kwargs(self, plans_class_path: str, plans_arch_kwargs: dict) -> dict:
         """The ``arch_kwargs`` for this variant, derived from a plans entry made for ``plans_class_path``."""
         kwargs = dict(plans_arch_kwargs)
-        if self.class_path != plans_class_path:
+        if self.class_path == RESENC_UNET:
+            kwargs = resenc_kwargs_from_plans(kwargs)
+        elif self.class_path != plans_class_path:
             kwargs = plain_kwargs_from_plans(kwargs)
         if self.feature_scale != 1.0:
             kwargs["features_per_stage"] = [max(1, round(f * self.feature_scale))
@@ -31,11 +33,14 @@ class ArchitectureVariant:
 
 
 PLAIN_UNET = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
+RESENC_UNET = "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet"
 KIUNET = "nnunet_archs.architectures.kiunet.DynamicKiUNet"
 UIUNET = "nnunet_archs.architectures.uiunet.DynamicUIUNet3D"
 
 VARIANTS: Dict[str, ArchitectureVariant] = {v.name: v for v in [
     ArchitectureVariant("PlainConvUNet", PLAIN_UNET, "nnU-Net's default U-Net (reference)"),
+    ArchitectureVariant("ResEncUNet", RESENC_UNET, "nnU-Net's Residual-Encoder U-Net as the M/L/XL presets build "
+                        "it (the presets differ in patch and batch, not in the network)"),
     ArchitectureVariant("KiUNet", KIUNET, "DynamicKiUNet, default Ki branch (3 stages, upsampling cap 2)"),
     ArchitectureVariant("KiUNet-maxpool", KIUNET, "DynamicKiUNet with max-pool downsampling (the original's)",
                         {"pool_type": "max"}),

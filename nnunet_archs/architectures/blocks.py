@@ -25,6 +25,14 @@ def scaled_size(size: Sequence[int], factor: Sequence[int]) -> list:
     return [s * f for s, f in zip(size, factor)]
 
 
+def shrunk(size: Sequence[int], factor: Sequence[int]) -> List[int]:
+    return [s // f for s, f in zip(size, factor)]
+
+
+def is_identity(factor: Sequence[int]) -> bool:
+    return all(f == 1 for f in factor)
+
+
 def n_elements(channels: int, size: Sequence[float]) -> np.int64:
     """Feature-map element count, the unit of nnU-Net's ``compute_conv_feature_map_size``."""
     return np.prod([channels, *[int(s) for s in size]], dtype=np.int64)

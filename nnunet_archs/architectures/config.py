@@ -189,3 +189,19 @@ def plain_kwargs_from_plans(arch_kwargs: dict, n_conv_per_stage: IntOrSeq = 2) -
         kwargs.setdefault("n_conv_per_stage", per_stage("n_conv_per_stage", n_conv_per_stage,
                                                         int(kwargs["n_stages"])))
     return kwargs
+
+
+# nnU-Net's Residual-Encoder presets (nnunetv2 ResEncUNetPlanner): residual blocks per encoder stage
+RESENC_BLOCKS_PER_STAGE = (1, 3, 4, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6)
+
+
+def resenc_kwargs_from_plans(arch_kwargs: dict) -> dict:
+    """Plans ``arch_kwargs`` for DNA's ResidualEncoderUNet as nnU-Net's ResEnc presets configure it (residual
+    blocks 1, 3, 4, 6, 6, ... per stage, one conv per decoder stage). ResEnc plans pass through unchanged."""
+    kwargs = dict(arch_kwargs)
+    if "n_conv_per_stage" in kwargs:
+        n_stages = int(kwargs["n_stages"])
+        kwargs.pop("n_conv_per_stage")
+        kwargs["n_blocks_per_stage"] = list(RESENC_BLOCKS_PER_STAGE[:n_stages])
+        kwargs["n_conv_per_stage_decoder"] = [1] * (n_stages - 1)
+    return kwargs

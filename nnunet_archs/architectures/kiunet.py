@@ -32,21 +32,14 @@ from dynamic_network_architectures.building_blocks.unet_decoder import UNetDecod
 from dynamic_network_architectures.initialization.weight_init import InitWeights_He
 from torch import nn
 
-from nnunet_archs.architectures.blocks import downsample_to, scaled_size, single_map, upsample_to
+from nnunet_archs.architectures.blocks import (downsample_to, is_identity, scaled_size, shrunk, single_map,
+                                               upsample_to)
 from nnunet_archs.architectures.config import (IntOrSeq, UNetConfig, build_unet_config, check_choice, per_axis,
                                                per_stage, _as_int)
 
 POOL_TYPES = ("conv", "max", "avg")
 SKIP_PLACEMENTS = ("after", "before")
 FUSIONS = ("mean_logits", "feature_add")
-
-
-def _is_identity(factor: Sequence[int]) -> bool:
-    return all(f == 1 for f in factor)
-
-
-def _shrunk(size: Sequence[int], factor: Sequence[int]) -> List[int]:
-    return [s // f for s, f in zip(size, factor)]
 
 
 class KiBranchStage(nn.Module):
@@ -63,13 +56,13 @@ class KiBranchStage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.convs(x)
-        if _is_identity(self.up_factor):
+        if is_identity(self.up_factor):
             return x
         return upsample_to(x, scaled_size(x.shape[2:], self.up_factor))
 
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> np.int64:
         total = self.convs.compute_conv_feature_map_size(input_size)
-        if not _is_identity(self.up_factor):
+        if not is_identity(self.up_factor):
             total += single_map(self.out_channels, scaled_size(input_size, self.up_factor))
         return total
 
@@ -84,16 +77,16 @@ class KiDecoderStage(nn.Module):
                                        1, **cfg.block_kwargs)
         self.out_channels = out_channels
         self.down_factor = down_factor
-        self.pool = (nn.Identity() if _is_identity(down_factor)
+        self.pool = (nn.Identity() if is_identity(down_factor)
                      else get_matching_pool_op(cfg.conv_op, pool_type="max")(down_factor, down_factor))
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.pool(self.convs(x)) + skip
 
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> np.int64:
-        output_size = _shrunk(input_size, self.down_factor)
+        output_size = shrunk(input_size, self.down_factor)
         total = self.convs.compute_conv_feature_map_size(input_size) + single_map(self.out_channels, output_size)
-        if not _is_identity(self.down_factor):
+        if not is_identity(self.down_factor):
             total += 2 * single_map(self.out_channels, output_size)  # int64 pooling indices
         return total
 
@@ -147,7 +140,7 @@ class KiUNetDecoder(UNetDecoder):
             for s in range(n_ki - 1)])
         self.crfbs = nn.ModuleDict({
             str(s): CrossRefinementBlock(cfg, cfg.features_per_stage[s], ki_channels[s], crfb_kernel_size)
-            for s in range(n_ki - 1) if not _is_identity(shrink[s])})
+            for s in range(n_ki - 1) if not is_identity(shrink[s])})
         self.fusion = fusion
         head_channels = cfg.num_classes if fusion == "mean_logits" else cfg.features_per_stage[0]
         # mean_logits: Ki logits averaged with the U-Net's; feature_add: Ki features added before the U-Net's head
@@ -182,7 +175,7 @@ class KiUNetDecoder(UNetDecoder):
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> np.int64:
         total = super().compute_conv_feature_map_size(input_size)
         ki_size = [scaled_size(input_size, q) for q in self.ki_scales]
-        u_size = [_shrunk(input_size, p) for p in self.shrink]
+        u_size = [shrunk(input_size, p) for p in self.shrink]
         for s, stage in enumerate(self.ki_stages):
             total += stage.compute_conv_feature_map_size(ki_size[s + 1])
             if str(s) in self.crfbs:
@@ -276,7 +269,7 @@ class DynamicKiUNet(AbstractDynamicNetworkArchitectures):
             for s in range(n_ki)])
         self.encoder_crfbs = nn.ModuleDict({
             str(s): CrossRefinementBlock(cfg, cfg.features_per_stage[s], ki_channels[s], crfb_kernel)
-            for s in range(n_ki) if not _is_identity(cfg.cumulative_strides[s])})
+            for s in range(n_ki) if not is_identity(cfg.cumulative_strides[s])})
         self.decoder = KiUNetDecoder(self.encoder, cfg, ki_channels, ki_scales, crfb_kernel, fusion)
 
         self.key_to_encoder = "encoder.stages"
@@ -334,9 +327,9 @@ class DynamicKiUNet(AbstractDynamicNetworkArchitectures):
             convs = stage[-1]
             if self.pool_type == "conv":
                 total += convs.compute_conv_feature_map_size(size)
-                size = _shrunk(size, self.cfg.strides[s])
+                size = shrunk(size, self.cfg.strides[s])
             else:
-                size = _shrunk(size, self.cfg.strides[s])
+                size = shrunk(size, self.cfg.strides[s])
                 if len(stage) > 1:
                     total += single_map(channels[s], size)  # pooled map
                 total += convs.compute_conv_feature_map_size(size)
@@ -345,7 +338,7 @@ class DynamicKiUNet(AbstractDynamicNetworkArchitectures):
             total += stage.compute_conv_feature_map_size(ki_size)
             ki_size = scaled_size(ki_size, stage.up_factor)
             if str(s) in self.encoder_crfbs:
-                u_size = _shrunk(input_size, self.cfg.cumulative_strides[s])
+                u_size = shrunk(input_size, self.cfg.cumulative_strides[s])
                 total += self.encoder_crfbs[str(s)].compute_conv_feature_map_size(u_size, ki_size)
         return total + self.decoder.compute_conv_feature_map_size(input_size)
 

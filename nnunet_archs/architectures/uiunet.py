@@ -28,20 +28,12 @@ from dynamic_network_architectures.building_blocks.simple_conv_blocks import Con
 from dynamic_network_architectures.initialization.weight_init import InitWeights_He
 from torch import nn
 
-from nnunet_archs.architectures.blocks import (DilatedConvDropoutNormReLU, n_elements, single_map,
-                                               upsample_to)
+from nnunet_archs.architectures.blocks import (DilatedConvDropoutNormReLU, is_identity, n_elements, shrunk,
+                                               single_map, upsample_to)
 from nnunet_archs.architectures.config import (IntOrSeq, UNetConfig, _as_int, build_unet_config, check_choice,
                                                per_stage)
 
 POOL_TYPES = ("max", "conv", "avg")
-
-
-def _shrunk(size: Sequence[int], factor: Sequence[int]) -> List[int]:
-    return [s // f for s, f in zip(size, factor)]
-
-
-def _is_identity(factor: Sequence[int]) -> bool:
-    return all(f == 1 for f in factor)
 
 
 class ResidualUBlock(nn.Module):
@@ -91,7 +83,7 @@ class ResidualUBlock(nn.Module):
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> np.int64:
         sizes = [list(input_size)]
         for factor in self.pool_factors:
-            sizes.append(_shrunk(sizes[-1], factor))
+            sizes.append(shrunk(sizes[-1], factor))
         sizes += [sizes[-1]] * (len(self.encoder) - len(sizes))
         total = self.input_conv.compute_conv_feature_map_size(input_size)
         total += 2 * single_map(self.out_channels, input_size)  # residual sum, the decoder's output map
@@ -179,7 +171,7 @@ class UIUNetDecoder(nn.Module):
 
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> np.int64:
         cfg, features = self.cfg, self.cfg.features_per_stage
-        sizes = [_shrunk(input_size, p) for p in cfg.cumulative_strides]
+        sizes = [shrunk(input_size, p) for p in cfg.cumulative_strides]
         total = np.int64(0)
         for s, stage in enumerate(self.stages):
             in_channels = 2 * features[s] if str(s) in self.fusions else features[s + 1] + features[s]
@@ -299,7 +291,7 @@ class DynamicUIUNet3D(AbstractDynamicNetworkArchitectures):
 
     def _downsample(self, cfg: UNetConfig, stage: int, channels: int) -> nn.Module:
         stride = cfg.strides[stage]
-        if _is_identity(stride):
+        if is_identity(stride):
             return nn.Identity()
         if self.pool_type == "conv":
             return ConvDropoutNormReLU(cfg.conv_op, channels, channels, cfg.kernel_sizes[stage], stride,
@@ -321,8 +313,8 @@ class DynamicUIUNet3D(AbstractDynamicNetworkArchitectures):
         total = np.int64(0)
         channels = [self.cfg.input_channels] + self.cfg.features_per_stage
         for s, stage in enumerate(self.encoder):
-            if not _is_identity(self.cfg.strides[s]):
-                size = _shrunk(size, self.cfg.strides[s])
+            if not is_identity(self.cfg.strides[s]):
+                size = shrunk(size, self.cfg.strides[s])
                 total += (n_elements(channels[s], size) if self.pool_type == "conv"
                           else (3 if self.pool_type == "max" else 1) * single_map(channels[s], size))
             total += stage.compute_conv_feature_map_size(size)

@@ -20,6 +20,8 @@ from typing import Dict, List, Optional, Tuple, Type, Union
 
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
 
+from dynamic_network_architectures.architectures.unet import PlainConvUNet
+
 from nnunet_archs.architectures.kiunet import DynamicKiUNet
 from nnunet_archs.architectures.uiunet import DynamicUIUNet3D
 
@@ -30,10 +32,12 @@ RESENC_PRESETS: Dict[str, Tuple[float, float, float]] = {
     "XL": (40, 3_600_000_000, 560_000_000),
 }
 
-# architecture name -> (class, estimate per saved byte relative to ResidualEncoderUNet, measured)
+# architecture name -> (class, estimate per saved byte relative to ResidualEncoderUNet, measured). The U-Net
+# row plans nnU-Net's PlainConvUNet on the same budgets, the baseline of a same-memory comparison.
 ARCHITECTURES: Dict[str, Tuple[type, float]] = {
     "KiUNet": (DynamicKiUNet, 1.00),
     "UIUNet": (DynamicUIUNet3D, 1.08),
+    "PlainConvUNet": (PlainConvUNet, 1.00),
 }
 
 

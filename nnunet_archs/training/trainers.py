@@ -9,6 +9,7 @@ stock ``nnUNetTrainer`` trains them.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Dict, Optional
 
@@ -27,6 +28,7 @@ BUDGET_VARIABLES = {
     "NNUNET_ARCHS_VAL_ITERATIONS": "num_val_iterations_per_epoch",
 }
 NO_MIRRORING_VARIABLE = "NNUNET_ARCHS_NO_MIRRORING"
+MINUTES_VARIABLE = "NNUNET_ARCHS_MINUTES"  # wall-clock training budget: training stops after the epoch that spends it
 # warn when the swapped-in net needs this much more activation memory than the net the plans were sized for
 MEMORY_WARNING_FACTOR = 1.1
 
@@ -43,14 +45,52 @@ def _budget_from_environment() -> Dict[str, int]:
     return budget
 
 
+def _minutes_from_environment() -> Optional[float]:
+    value = os.environ.get(MINUTES_VARIABLE)
+    if value is None:
+        return None
+    try:
+        minutes = float(value)
+    except ValueError:
+        minutes = 0
+    if not minutes > 0:
+        raise ValueError(f"{MINUTES_VARIABLE} must be a number of minutes > 0, got {value!r}")
+    return minutes
+
+
+class _BudgetSpent(Exception):
+    pass
+
+
 class nnUNetTrainerBudget(nnUNetTrainer):
-    """nnUNetTrainer whose schedule can be shortened through ``BUDGET_VARIABLES`` (unchanged when unset)."""
+    """nnUNetTrainer whose schedule can be shortened through ``BUDGET_VARIABLES`` and ``MINUTES_VARIABLE``
+    (nnU-Net's schedule when unset)."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         for attribute, value in _budget_from_environment().items():
             setattr(self, attribute, value)
+        self.budget_minutes = _minutes_from_environment()
+        self.budget_start = time.monotonic()
+
+    def on_train_start(self):
+        super().on_train_start()
+        self.budget_start = time.monotonic()
+
+    def run_training(self):
+        try:
+            super().run_training()
+        except _BudgetSpent:
+            self.print_to_log_file(f"Wall-clock budget of {self.budget_minutes:g} min spent after epoch "
+                                   f"{self.current_epoch - 1}; finishing as after the last epoch.")
+            self.on_train_end()
+
+    def on_epoch_end(self):
+        super().on_epoch_end()
+        if self.budget_minutes is not None and time.monotonic() - self.budget_start > 60 * self.budget_minutes \
+                and self.current_epoch < self.num_epochs:
+            raise _BudgetSpent()
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         rotation, dummy_2d, initial_patch_size, mirror_axes = \

@@ -1,0 +1,97 @@
+"""Planner honesty: does each preset fill its GPU memory target the way nnU-Net's ResEnc preset does?
+
+For each preset (M/L/XL) and planner (nnU-Net's ResEnc preset, nnU-Net's default planner at the same target,
+our KiU-Net and UIU-Net presets), on an isotropic and an anisotropic dataset fingerprint, runs the real planner
+and prints the planned 3d_fullres patch, batch and estimate, and the saved-activation bytes of one training
+step at that patch and batch (bytes of the tensors autograd keeps, fp32 on CPU). Where one sample at the planned
+patch would not fit this machine (L/XL), the bytes are extrapolated from a measurement of the same network at a
+reduced patch of the same topology, scaled by the estimate ratio (marked "extrapolated"). Ratios are to the
+ResEnc preset's figures at the same target; the goal is a memory/target ratio within +-15 % of ResEnc's.
+
+    python benchmarks/planners.py [--presets M L XL] [--measure-up-to-gb 6]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+WORK = Path(tempfile.mkdtemp(prefix="nnunet_archs_planner_benchmark_"))
+for folder in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+    os.environ[folder] = str(WORK / folder)
+    (WORK / folder).mkdir()
+os.environ["nnUNet_n_proc_DA"] = "2"
+
+import numpy as np  # noqa: E402  (nnU-Net reads its folders from the environment at import)
+import torch  # noqa: E402
+from nnunetv2.experiment_planning.plan_and_preprocess_api import (extract_fingerprint_dataset,  # noqa: E402
+                                                                  plan_experiment_dataset)
+from nnunetv2.utilities.get_network_from_plans import get_network_from_plans  # noqa: E402
+
+from nnunet_archs.cli import find_planner  # noqa: E402
+from nnunet_archs.datasets import write_synthetic_dataset  # noqa: E402
+from nnunet_archs.planning.planners import RESENC_PRESETS  # noqa: E402
+from nnunet_archs.profiling import saved_activation_bytes  # noqa: E402
+
+FINGERPRINTS = {"isotropic": ([160, 160, 160], [1.0, 1.0, 1.0]), "anisotropic": ([96, 320, 320], [2.5, 0.8, 0.8])}
+
+
+def make_dataset(dataset_id: int, shape, spacing) -> None:
+    """A tiny real dataset whose fingerprint claims large images: planning reads only the fingerprint."""
+    write_synthetic_dataset(WORK / "nnUNet_raw", dataset_id, f"Fingerprint{dataset_id}")
+    fingerprint = extract_fingerprint_dataset(dataset_id, num_processes=1, verbose=False, show_progress_bar=False)
+    fingerprint["shapes_after_crop"] = [shape] * len(fingerprint["shapes_after_crop"])
+    fingerprint["spacings"] = [spacing] * len(fingerprint["spacings"])
+    path = WORK / "nnUNet_preprocessed" / f"Dataset{dataset_id:03d}_Fingerprint{dataset_id}" / \
+        "dataset_fingerprint.json"
+    path.write_text(json.dumps(fingerprint))
+
+
+def activation_bytes_per_sample(architecture: dict, patch, measure_up_to_gb: float):
+    net = get_network_from_plans(architecture["network_class_name"], architecture["arch_kwargs"],
+                                 architecture["_kw_requires_import"], 1, 3, allow_init=True, deep_supervision=True)
+    estimate = float(net.compute_conv_feature_map_size(patch))
+    if estimate * 8 / 2 ** 30 <= measure_up_to_gb:  # about 8 bytes per estimated element (measured)
+        return saved_activation_bytes(net, torch.randn(1, 1, *patch)), estimate, "measured"
+    strides = np.prod(np.array(architecture["arch_kwargs"]["strides"]), axis=0)
+    reduced = [int(s) * 2 for s in strides]
+    measured = saved_activation_bytes(net, torch.randn(1, 1, *reduced))
+    return measured * estimate / float(net.compute_conv_feature_map_size(reduced)), estimate, "extrapolated"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="+", default=list(RESENC_PRESETS), choices=list(RESENC_PRESETS))
+    parser.add_argument("--measure-up-to-gb", type=float, default=6.0,
+                        help="measure at the planned patch when one sample's activations fit in this many GB")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    print(f"# {time.strftime('%Y-%m-%d')}, torch {torch.__version__}, CPU, fp32 saved-activation bytes\n")
+    print("| fingerprint | preset | planner | patch | batch | estimate/sample (M) | activations (GB) | how "
+          "| activations/target | vs ResEnc |")
+    print("|---|---|---|---|---:|---:|---:|---|---:|---:|")
+    for dataset_id, (fingerprint, (shape, spacing)) in enumerate(FINGERPRINTS.items(), start=601):
+        make_dataset(dataset_id, shape, spacing)
+        for preset in args.presets:
+            gb = RESENC_PRESETS[preset][0]
+            reference_ratio = None
+            for planner_name in (f"nnUNetPlannerResEnc{preset}", "ExperimentPlanner", f"nnUNetPlannerKiUNet{preset}",
+                                 f"nnUNetPlannerUIUNet{preset}"):
+                plans, _ = plan_experiment_dataset(dataset_id, find_planner(planner_name), gb,
+                                                   overwrite_plans_name=f"bench_{planner_name}_{preset}")
+                configuration = plans["configurations"]["3d_fullres"]
+                patch, batch = list(configuration["patch_size"]), configuration["batch_size"]
+                per_sample, estimate, how = activation_bytes_per_sample(configuration["architecture"], patch,
+                                                                        args.measure_up_to_gb)
+                ratio = per_sample * batch / (gb * 2 ** 30)
+                reference_ratio = reference_ratio or ratio
+                print(f"| {fingerprint} | {preset} ({gb} GB) | {planner_name} | {'x'.join(map(str, patch))} | {batch} "
+                      f"| {estimate / 1e6:.0f} | {per_sample * batch / 2 ** 30:.1f} | {how} | {ratio:.2f} "
+                      f"| {ratio / reference_ratio:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

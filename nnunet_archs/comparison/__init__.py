@@ -1,0 +1,1 @@
+"""The comparison side of nnunet-archs: profile (cost), compare (trained Dice), demo."""
