@@ -7,7 +7,8 @@ ours for KiU-Net and UIU-Net), preprocessed once per distinct preprocessed-data 
 labelled test set (``imagesTs``/``labelsTs``) with ``nnUNetv2_predict`` and ``nnUNetv2_evaluate_folder``, or
 else on the fold's validation split as nnU-Net's own final validation does. Every command is run as a
 subprocess and written to ``commands.sh``; finished steps are recorded in ``state.json`` and skipped when the
-comparison is resumed.
+comparison is resumed. nnU-Net is imported only inside functions: it reads its folder variables at import,
+and ``demo`` sets them first.
 """
 from __future__ import annotations
 
@@ -22,8 +23,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
-
-from nnunet_archs.training.trainers import TRAINERS
 
 BIN = Path(sys.executable).parent
 
@@ -203,6 +202,7 @@ class Comparison:
         summary = json.loads(summary_path.read_text())
         plans_entry = json.loads((self.preprocessed_folder() / f"{plans}.json").read_text())["configurations"][
             self.configuration]
+        from nnunet_archs.training.trainers import TRAINERS  # imports nnU-Net, which reads its folders once
         trainer = TRAINERS.get(recipe.trainer)
         return {"architecture": architecture, "planner": recipe.planner, "trainer": recipe.trainer, "plans": plans,
                 "patch": plans_entry["patch_size"],

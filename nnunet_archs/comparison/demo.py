@@ -12,7 +12,7 @@ from nnunet_archs.comparison.compare import Budget, Comparison, label_names, wri
 DEMO_DATASET_ID = 990
 DEMO_ARCHITECTURES = ["PlainConvUNet", "KiUNet", "UIUNet-minimal"]
 # measured to finish the whole demo in under 10 minutes on a 2-core CPU (BENCHMARKS.md)
-DEMO_BUDGET = Budget(epochs=4, iterations=25, val_iterations=2)
+DEMO_BUDGET = Budget(epochs=6, iterations=25, val_iterations=2)
 
 
 def prepare_report_folder(report: Path, resume: bool, overwrite: bool) -> None:
