@@ -8,7 +8,7 @@ patch would not fit this machine (L/XL), the bytes are extrapolated from a measu
 reduced patch of the same topology, scaled by the estimate ratio (marked "extrapolated"). Ratios are to the
 ResEnc preset's figures at the same target; the goal is a memory/target ratio within +-15 % of ResEnc's.
 
-    python benchmarks/planners.py [--presets M L XL] [--measure-up-to-gb 6]
+    python benchmarks/planners.py [--presets M L XL] [--fingerprints isotropic anisotropic] [--measure-up-to-gb 3]
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from nnunet_archs.datasets import write_synthetic_dataset  # noqa: E402
 from nnunet_archs.planning.planners import RESENC_PRESETS  # noqa: E402
 from nnunet_archs.profiling import saved_activation_bytes  # noqa: E402
 
-FINGERPRINTS = {"isotropic": ([160, 160, 160], [1.0, 1.0, 1.0]), "anisotropic": ([96, 320, 320], [2.5, 0.8, 0.8])}
+FINGERPRINTS = {"isotropic": ([256, 256, 256], [1.0, 1.0, 1.0]), "anisotropic": ([96, 384, 384], [2.5, 0.8, 0.8])}
 
 
 def make_dataset(dataset_id: int, shape, spacing) -> None:
@@ -65,7 +65,8 @@ def activation_bytes_per_sample(architecture: dict, patch, measure_up_to_gb: flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=list(RESENC_PRESETS), choices=list(RESENC_PRESETS))
-    parser.add_argument("--measure-up-to-gb", type=float, default=6.0,
+    parser.add_argument("--fingerprints", nargs="+", default=list(FINGERPRINTS), choices=list(FINGERPRINTS))
+    parser.add_argument("--measure-up-to-gb", type=float, default=3.0,
                         help="measure at the planned patch when one sample's activations fit in this many GB")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -73,8 +74,8 @@ def main() -> None:
     print("| fingerprint | preset | planner | patch | batch | estimate/sample (M) | activations (GB) | how "
           "| activations/target | vs ResEnc |")
     print("|---|---|---|---|---:|---:|---:|---|---:|---:|")
-    for dataset_id, (fingerprint, (shape, spacing)) in enumerate(FINGERPRINTS.items(), start=601):
-        make_dataset(dataset_id, shape, spacing)
+    for dataset_id, fingerprint in enumerate(args.fingerprints, start=601):
+        make_dataset(dataset_id, *FINGERPRINTS[fingerprint])
         for preset in args.presets:
             gb = RESENC_PRESETS[preset][0]
             reference_ratio = None

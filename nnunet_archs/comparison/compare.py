@@ -266,7 +266,7 @@ def _plot_dice(path: Path, rows: List[dict], label_ids: List[str], labels: Dict[
     axis.set_xticks(np.arange(len(rows)) + 0.4 - width / 2, [row["architecture"] for row in rows])
     axis.set_ylabel("Dice")
     axis.set_ylim(0, 1)
-    axis.legend()
+    axis.legend(loc="lower right")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

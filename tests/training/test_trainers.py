@@ -7,7 +7,8 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
 from nnunet_archs.real_plans import load_records
 from nnunet_archs.training import trainers
-from nnunet_archs.training.trainers import TRAINERS, _budget_from_environment, activation_memory_factor
+from nnunet_archs.training.trainers import (TRAINERS, _budget_from_environment, _minutes_from_environment,
+                                             activation_memory_factor)
 
 
 def configuration_manager(record) -> ConfigurationManager:
@@ -49,3 +50,13 @@ def test_budget_variables_are_validated(monkeypatch):
     monkeypatch.setenv("NNUNET_ARCHS_ITERATIONS", "0")
     with pytest.raises(ValueError, match="NNUNET_ARCHS_ITERATIONS"):
         _budget_from_environment()
+
+
+@pytest.mark.parametrize("value, expected", [("1.5", 1.5), ("30", 30.0), ("0", None), ("-2", None), ("soon", None)])
+def test_minutes_budget_is_validated(monkeypatch, value, expected):
+    monkeypatch.setenv("NNUNET_ARCHS_MINUTES", value)
+    if expected is None:
+        with pytest.raises(ValueError, match="NNUNET_ARCHS_MINUTES"):
+            _minutes_from_environment()
+    else:
+        assert _minutes_from_environment() == expected
