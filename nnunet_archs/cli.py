@@ -194,8 +194,13 @@ def compare(args: argparse.Namespace) -> None:
         raise UsageError(f"-gpu_memory_target must be > 0 (GB), got {args.gpu_memory_target:g}")
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
+    if args.fold not in ("0", "1", "2", "3", "4", "all"):
+        raise UsageError(f"--fold must be one of 0, 1, 2, 3, 4, all, got {args.fold!r}")
     name = dataset_name(args.d)
-    check_dataset_integrity(Path(os.environ["nnUNet_raw"]) / name)
+    raw = Path(os.environ["nnUNet_raw"]) / name
+    check_dataset_integrity(raw)
+    if args.fold == "all" and not ((raw / "imagesTs").is_dir() and (raw / "labelsTs").is_dir()):
+        raise UsageError(f"--fold all leaves no validation cases to evaluate: {raw} needs imagesTs and labelsTs")
     report = args.output or Path(f"nnunet_archs_compare_{args.d}")
     try:
         prepare_report_folder(report, args.resume, args.overwrite)
@@ -204,7 +209,7 @@ def compare(args: argparse.Namespace) -> None:
     budget = Budget(args.epochs, args.iterations, args.val_iterations, args.minutes, args.mirroring)
     try:
         run_comparison(args.d, args.architectures, args.configuration, budget, args.gpu_memory_target, report,
-                       args.device, args.np)
+                       args.device, args.np, args.fold)
     except StepFailed as error:
         raise UsageError(str(error))
 
@@ -298,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "nnunet_archs_compare_<dataset id>)")
     compare.add_argument("--resume", action="store_true", help="continue a comparison in an existing folder")
     compare.add_argument("--overwrite", action="store_true", help="start an existing report folder over")
+    compare.add_argument("-f", "--fold", default="0", help="fold to train (0-4, or 'all' to train on every case; "
+                         "then a labelled imagesTs/labelsTs test set is needed)")
     compare.add_argument("-device", default="cpu", help="cpu or cuda")
     compare.add_argument("-np", type=int, default=1, help="processes for preprocessing and export")
     demo = commands.add_parser("demo", help="the comparison on a built-in dataset (what `make demo` runs)")

@@ -26,10 +26,10 @@ def prepare_report_folder(report: Path, resume: bool, overwrite: bool) -> None:
 
 
 def run_comparison(dataset_id: int, architectures: Sequence[str], configuration: str, budget: Budget,
-                   gpu_memory_target: float, report: Path, device: str, processes: int) -> Path:
+                   gpu_memory_target: float, report: Path, device: str, processes: int, fold: str = "0") -> Path:
     start = time.perf_counter()
     comparison = Comparison(dataset_id, architectures, configuration, budget, gpu_memory_target, report, device,
-                            processes=processes)
+                            fold=fold, processes=processes)
     rows = comparison.run_all()
     costs = comparison.profile_costs()
     header = (f"Dataset {comparison.raw_folder().name}, configuration {configuration}, GPU memory target "

@@ -58,6 +58,7 @@ def _broken_dataset(nnunet, dataset_id: int, drop: str):
     (["-a", "PlainConvUNet", "SwinUNETR"], "unknown architecture(s) ['SwinUNETR']"),
     (["--epochs", "0"], "--epochs must be > 0"),
     (["--minutes", "-1"], "--minutes must be > 0"),
+    (["--fold", "7"], "--fold must be one of 0, 1, 2, 3, 4, all"),
 ])
 def test_compare_bad_arguments(nnunet, arguments, message):
     result = nnunet.run("nnunet-archs", "compare", "-d", str(DATASET_2D), *arguments, "-o",
