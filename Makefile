@@ -1,10 +1,10 @@
 # Two entry points: `make test` (the whole suite) and `make demo` (the main job on built-in data).
-# The heavy environment (torch, nnU-Net: ~6 GB) is built once per hash of the dependency lists in a cache
-# folder and linked to .venv, so fresh clones and CI reuse it; the package itself is installed editable each
-# time. Building a new environment removes the cache's older ones.
+# The heavy environment (torch, nnU-Net: ~6 GB) is built once per hash of the dependency lists and of the exact
+# versions in constraints.txt, in a cache folder linked to .venv, so fresh clones and CI reuse it; the package
+# itself is installed editable each time. Building a new environment removes the cache's older ones.
 PYTHON ?= python3
 CACHE_DIR ?= $(HOME)/.cache/nnunet-archs
-ENV_HASH := $(shell sed -n '/^dependencies/,/^]/p;/^test = /p' pyproject.toml | sha256sum | cut -c1-16)
+ENV_HASH := $(shell { sed -n '/^dependencies/,/^]/p;/^test = /p' pyproject.toml; cat constraints.txt; } | sha256sum | cut -c1-16)
 ENV_DIR := $(CACHE_DIR)/venv-$(ENV_HASH)
 VENV := .venv
 export OMP_NUM_THREADS ?= 2
@@ -15,7 +15,7 @@ $(ENV_DIR)/.complete:
 	rm -rf $(ENV_DIR)
 	$(PYTHON) -m venv $(ENV_DIR)
 	$(ENV_DIR)/bin/pip install --quiet --upgrade pip setuptools wheel
-	$(ENV_DIR)/bin/pip install --quiet ".[test]"
+	$(ENV_DIR)/bin/pip install --quiet -c constraints.txt ".[test]"
 	$(ENV_DIR)/bin/pip uninstall --quiet --yes nnunet-archs
 	touch $@
 	find $(CACHE_DIR) -maxdepth 1 -name 'venv-*' ! -path '$(ENV_DIR)' -exec rm -rf {} +
