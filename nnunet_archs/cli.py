@@ -232,7 +232,7 @@ def list_everything() -> None:
         print(f"  {variant.name:<18} {variant.description}")
     print("Planners (-pl):")
     for name, planner in PLANNERS.items():
-        print(f"  {name:<24} {planner.architecture.__name__} for {planner.preset_gb:g} GB -> plans "
+        print(f"  {name:<30} {planner.variant.name} for {planner.preset_gb:g} GB -> plans "
               f"{planner.default_plans_name}")
     print("  ... and nnU-Net's own: " + ", ".join(nnunet_planner_names()))
     print("Trainers (-tr, with nnUNet_extTrainer=$(nnunet-archs trainers-path)):")

@@ -16,14 +16,12 @@ activation memory as the ResEnc preset's at the same target.
 """
 from __future__ import annotations
 
+import pydoc
 from typing import Dict, List, Optional, Tuple, Type, Union
 
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
 
-from dynamic_network_architectures.architectures.unet import PlainConvUNet
-
-from nnunet_archs.architectures.kiunet import DynamicKiUNet
-from nnunet_archs.architectures.uiunet import DynamicUIUNet3D
+from nnunet_archs.registry import KIUNET, PLAIN_UNET, RESENC_UNET, UIUNET, VARIANTS, ArchitectureVariant
 
 # ResEnc presets (nnunetv2 2.8.1): GPU memory in GB, 3D and 2D reference values for that memory
 RESENC_PRESETS: Dict[str, Tuple[float, float, float]] = {
@@ -32,24 +30,25 @@ RESENC_PRESETS: Dict[str, Tuple[float, float, float]] = {
     "XL": (40, 3_600_000_000, 560_000_000),
 }
 
-# architecture name -> (class, estimate per saved byte relative to ResidualEncoderUNet, measured). The U-Net
-# row plans nnU-Net's PlainConvUNet on the same budgets, the baseline of a same-memory comparison.
-ARCHITECTURES: Dict[str, Tuple[type, float]] = {
-    "KiUNet": (DynamicKiUNet, 1.00),
-    "UIUNet": (DynamicUIUNet3D, 1.08),
-    "PlainConvUNet": (PlainConvUNet, 1.00),
-}
+# network class -> its estimate per saved byte relative to ResidualEncoderUNet's (measured,
+# benchmarks/planners.py). PlainConvUNet is planned on the same budgets as the baseline of a same-memory study.
+ESTIMATE_PER_BYTE: Dict[str, float] = {KIUNET: 1.00, UIUNET: 1.08, PLAIN_UNET: 1.00}
+# nnU-Net's planner widths, which a variant's feature_scale scales
+BASE_FEATURES, MAX_FEATURES_2D, MAX_FEATURES_3D = 32, 512, 320
 
 
 class ArchitecturePresetPlanner(ExperimentPlanner):
-    """nnU-Net's ExperimentPlanner planning for ``architecture`` with a ResEnc preset's memory references.
+    """nnU-Net's ExperimentPlanner planning for a registry ``variant`` with a ResEnc preset's memory references.
 
-    Honours ``gpu_memory_target_in_gb`` (``-gpu_memory_target``) and ``plans_name`` (``-overwrite_plans_name``)
-    as nnU-Net's presets do, and shares the default planner's preprocessed ``2d``/``3d_fullres`` data: spacing,
-    normalisation and transposition are the default planner's.
+    The variant is planned as itself: its class and keyword overrides are what the planner estimates and what
+    the plans file records, and its ``feature_scale`` scales nnU-Net's widths, so stock ``nnUNetv2_train``
+    trains exactly the network that was sized. Honours ``gpu_memory_target_in_gb`` (``-gpu_memory_target``)
+    and ``plans_name`` (``-overwrite_plans_name``) as nnU-Net's presets do, and shares the default planner's
+    preprocessed ``2d``/``3d_fullres`` data: spacing, normalisation and transposition are the default planner's.
     """
 
-    architecture: type
+    variant: ArchitectureVariant
+    estimate_per_byte: float
     preset_gb: float
     reference_3d: float
     reference_2d: float
@@ -62,11 +61,27 @@ class ArchitecturePresetPlanner(ExperimentPlanner):
         target = self.preset_gb if gpu_memory_target_in_gb is None else gpu_memory_target_in_gb
         super().__init__(dataset_name_or_id, target, preprocessor_name, plans_name or self.default_plans_name,
                          overwrite_target_spacing, suppress_transpose)
-        self.UNet_class = self.architecture
+        self.UNet_class = pydoc.locate(self.variant.class_path)
         self.UNet_reference_val_corresp_GB = self.preset_gb
-        self.UNet_reference_val_3d = self.reference_3d
-        self.UNet_reference_val_2d = self.reference_2d
+        self.UNet_reference_val_3d = self.reference_3d * self.estimate_per_byte
+        self.UNet_reference_val_2d = self.reference_2d * self.estimate_per_byte
+        scale = self.variant.feature_scale
+        self.UNet_base_num_features = max(1, round(BASE_FEATURES * scale))
+        self.UNet_max_features_2d = max(1, round(MAX_FEATURES_2D * scale))
+        self.UNet_max_features_3d = max(1, round(MAX_FEATURES_3D * scale))
         self.max_dataset_covered = 1  # as the ResEnc presets: no 5 % batch cap
+
+    def static_estimate_VRAM_usage(self, patch_size, input_channels, output_channels, arch_class_name, arch_kwargs,
+                                   arch_kwargs_req_import):
+        # nnU-Net calls this hook through self; the variant's own options change what the network holds
+        return ExperimentPlanner.static_estimate_VRAM_usage(patch_size, input_channels, output_channels,
+                                                            arch_class_name, {**arch_kwargs, **self.variant.kwargs},
+                                                            arch_kwargs_req_import)
+
+    def get_plans_for_configuration(self, *args, **kwargs) -> dict:
+        plan = super().get_plans_for_configuration(*args, **kwargs)
+        plan["architecture"]["arch_kwargs"].update(self.variant.kwargs)
+        return plan
 
     def generate_data_identifier(self, configuration_name: str) -> str:
         if configuration_name in ("2d", "3d_fullres"):
@@ -74,18 +89,36 @@ class ArchitecturePresetPlanner(ExperimentPlanner):
         return self.plans_identifier + "_" + configuration_name
 
 
-def _make_planner(architecture: str, preset: str) -> Type[ArchitecturePresetPlanner]:
-    cls, estimate_per_byte = ARCHITECTURES[architecture]
+def planner_stem(variant_name: str) -> str:
+    """``UIUNet-minimal`` -> ``UIUNetMinimal``: the part of planner and plans names that names the variant."""
+    head, *rest = variant_name.split("-")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def make_planner(variant: ArchitectureVariant, preset: str,
+                 estimate_per_byte: Optional[float] = None) -> Type[ArchitecturePresetPlanner]:
+    """The planner class that sizes ``variant`` for ``preset`` (M/L/XL), e.g. ``nnUNetPlannerKiUNetM`` writing
+    ``nnUNetKiUNetMPlans``; ``estimate_per_byte`` defaults to the measured value of the variant's class."""
     gb, reference_3d, reference_2d = RESENC_PRESETS[preset]
-    name = f"nnUNetPlanner{architecture}{preset}"
-    return type(name, (ArchitecturePresetPlanner,), {
+    stem = planner_stem(variant.name)
+    return type(f"nnUNetPlanner{stem}{preset}", (ArchitecturePresetPlanner,), {
         "__module__": __name__,
-        "__doc__": f"{cls.__name__} planned for {gb:g} GB, like nnUNetPlannerResEnc{preset}.",
-        "architecture": cls, "preset_gb": gb, "reference_3d": reference_3d * estimate_per_byte,
-        "reference_2d": reference_2d * estimate_per_byte,
-        "default_plans_name": f"nnUNet{architecture}{preset}Plans"})
+        "__doc__": f"{variant.name} ({variant.description}) planned for {gb:g} GB, like nnUNetPlannerResEnc{preset}.",
+        "variant": variant, "preset_gb": gb, "reference_3d": reference_3d, "reference_2d": reference_2d,
+        "estimate_per_byte": ESTIMATE_PER_BYTE[variant.class_path] if estimate_per_byte is None
+        else estimate_per_byte,
+        "default_plans_name": f"nnUNet{stem}{preset}Plans"})
 
 
+# one planner per registry variant and preset; ResEncUNet is planned by nnU-Net's own nnUNetPlannerResEnc{M,L,XL}
 PLANNERS: Dict[str, Type[ArchitecturePresetPlanner]] = {
-    p.__name__: p for p in (_make_planner(a, s) for a in ARCHITECTURES for s in RESENC_PRESETS)}
+    p.__name__: p for p in (make_planner(v, s) for v in VARIANTS.values() if v.class_path != RESENC_UNET
+                            for s in RESENC_PRESETS)}
 globals().update(PLANNERS)  # importable by name, e.g. nnunet_archs.planning.planners.nnUNetPlannerKiUNetM
+
+
+def planner_name(variant_name: str, preset: str = "M") -> str:
+    """The planner that sizes a registry variant (nnU-Net's ResEnc preset for ResEncUNet)."""
+    if VARIANTS[variant_name].class_path == RESENC_UNET:
+        return f"nnUNetPlannerResEnc{preset}"
+    return f"nnUNetPlanner{planner_stem(variant_name)}{preset}"
