@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -20,6 +21,10 @@ NNUNET_DEFAULT_PROCESSES = {"2d": 8, "3d_fullres": 4, "3d_lowres": 8}
 
 class UsageError(Exception):
     """A problem with the user's input, reported as one line."""
+
+
+class StudyIncomplete(Exception):
+    """Some of a study's jobs failed: the rest finished and the report says what is missing (exit status 1)."""
 
 
 def require_nnunet_paths(*names: str) -> None:
@@ -177,41 +182,142 @@ def profile(args: argparse.Namespace) -> None:
     print(f"\nWritten: {paths['table']}, {paths['json']}, {paths['png']}")
 
 
-def compare(args: argparse.Namespace) -> None:
-    from nnunet_archs.comparison.compare import RECIPES, Budget, StepFailed
-    from nnunet_archs.comparison.demo import prepare_report_folder, run_comparison
-    require_nnunet_paths("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
-    unknown = [a for a in args.architectures if a not in RECIPES]
+def study_spec(args: argparse.Namespace, dataset_id: int, report: Path):
+    """The StudySpec of ``compare``'s arguments; every problem as one UsageError before anything runs."""
+    from nnunet_archs.registry import VARIANTS
+    from nnunet_archs.study.spec import Budget, StudySpec, study_id_for
+    unknown = [a for a in args.architectures if a not in VARIANTS]
     if unknown:
-        raise UsageError(f"unknown architecture(s) {unknown}; choose from {list(RECIPES)}")
-    if len(set(args.architectures)) != len(args.architectures):
-        raise UsageError(f"architectures must be distinct, got {args.architectures}")
-    for name in ("epochs", "iterations", "val_iterations", "minutes"):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be > 0, got {value:g}")
-    if args.gpu_memory_target <= 0:
-        raise UsageError(f"-gpu_memory_target must be > 0 (GB), got {args.gpu_memory_target:g}")
-    if args.resume and args.overwrite:
-        raise UsageError("--resume and --overwrite exclude each other")
-    if args.fold not in ("0", "1", "2", "3", "4", "all"):
-        raise UsageError(f"--fold must be one of 0, 1, 2, 3, 4, all, got {args.fold!r}")
-    name = dataset_name(args.d)
-    raw = Path(os.environ["nnUNet_raw"]) / name
-    check_dataset_integrity(raw)
-    if args.fold == "all" and not ((raw / "imagesTs").is_dir() and (raw / "labelsTs").is_dir()):
-        raise UsageError(f"--fold all leaves no validation cases to evaluate: {raw} needs imagesTs and labelsTs")
-    report = args.output or Path(f"nnunet_archs_compare_{args.d}")
-    try:
-        prepare_report_folder(report, args.resume, args.overwrite)
-    except FileExistsError as error:
-        raise UsageError(str(error))
+        raise UsageError(f"unknown architecture(s) {unknown}; choose from {list(VARIANTS)}")
+    if len(args.folds) < 2:
+        raise UsageError(f"--folds needs at least 2 folds, got {args.folds}: a study reports the spread over folds "
+                         f"and ensembles the fold models on the test set (train a single fold with nnUNetv2_train)")
     budget = Budget(args.epochs, args.iterations, args.val_iterations, args.minutes, args.mirroring)
     try:
-        run_comparison(args.d, args.architectures, args.configuration, budget, args.gpu_memory_target, report,
-                       args.device, args.np, args.fold)
-    except StepFailed as error:
+        return StudySpec(dataset_id, args.architectures, args.configuration, args.folds, args.baseline, args.metrics,
+                         args.nsd_tolerance, args.seed, args.bootstrap, budget, args.gpu_memory_target, args.device,
+                         False if args.no_compile else None, args.num_gpus, study_id_for(report))
+    except ValueError as error:
         raise UsageError(str(error))
+
+
+def execution_options(args: argparse.Namespace):
+    from nnunet_archs.study.driver import ExecutionOptions
+    from nnunet_archs.study.executors import SlurmOptions, parse_slurm_time
+    for name in ("max_parallel", "max_retries", "slurm_gpus_per_job", "slurm_cpus_per_job"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "max_retries" else 1):
+            raise UsageError(f"--{name.replace('_', '-')} must be >= {0 if name == 'max_retries' else 1}, got {value}")
+    extra = {}
+    for option in args.slurm_option:
+        key, sep, value = option.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--slurm-option takes KEY=VALUE (an sbatch option without its dashes), got {option!r}")
+        extra[key.lstrip("-")] = value
+    try:
+        time_min = parse_slurm_time(args.slurm_time) if args.slurm_time else None
+    except ValueError as error:
+        raise UsageError(str(error))
+    slurm = SlurmOptions(args.slurm_partition, args.slurm_gpus_per_job, args.slurm_cpus_per_job, args.slurm_mem,
+                         time_min, args.slurm_account, args.slurm_qos, extra)
+    return ExecutionOptions(args.executor, args.max_parallel, args.max_retries, args.np, not args.no_wait, slurm)
+
+
+def compare(args: argparse.Namespace) -> None:
+    from nnunet_archs.planning.planners import planner_name
+    from nnunet_archs.study.driver import layout_for, run_study
+    from nnunet_archs.study.splits import check_splits, training_cases
+    require_nnunet_paths("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite exclude each other")
+    if args.device.startswith("cuda") and not __import__("torch").cuda.is_available():
+        raise UsageError("-device cuda was given but no CUDA GPU is available")
+    if args.executor == "slurm" and shutil.which("sbatch") is None:
+        raise UsageError("--executor slurm needs SLURM's sbatch on PATH (run the driver on a login node)")
+    report = args.output or Path(f"nnunet_archs_compare_{args.d}")
+    spec = study_spec(args, args.d, report)
+    options = execution_options(args)
+    name = dataset_name(args.d)
+    layout = layout_for(name, report)
+    check_dataset_integrity(layout.raw)
+    splits_file = layout.preprocessed / "splits_final.json"
+    if splits_file.exists():
+        try:
+            check_splits(json.loads(splits_file.read_text()), spec.folds, training_cases(layout.raw), splits_file)
+        except ValueError as error:
+            raise UsageError(str(error))
+    planners = {a: planner_name(a) for a in spec.architectures}
+    try:
+        results = run_study(spec, layout, planners, options, args.resume, args.overwrite)
+    except (FileExistsError, ValueError) as error:
+        raise UsageError(str(error))
+    if results is not None:
+        print("\n" + results.read_text())
+        print(f"Report: {results} (also results.csv, results.tex, per_case.csv, per_case_*.png, pareto_*.png); "
+              f"commands: {layout.report / 'commands.sh'}")
+    from nnunet_archs.study.report import failures
+    failed = failures(layout)
+    if failed:
+        raise StudyIncomplete(f"{len(failed)} job(s) failed; the report marks the missing results:\n  "
+                              + "\n  ".join(failed) + "\nfix the cause and run the same command with --resume")
+
+
+def report(args: argparse.Namespace) -> None:
+    from nnunet_archs.study.report import build_report
+    folder = args.folder
+    for needed in ("study.json", "layout.json"):
+        if not (folder / needed).exists():
+            raise UsageError(f"{folder} is not a study report folder: {needed} is missing")
+    try:
+        results = build_report(folder).write()
+    except ValueError as error:
+        raise UsageError(str(error))
+    print(results.read_text())
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    from nnunet_archs.study.metrics import evaluate_folder, write_rows
+    from nnunet_archs.study.spec import METRICS
+    unknown = [m for m in args.metrics if m not in METRICS]
+    if unknown:
+        raise UsageError(f"unknown metric(s) {unknown}; choose from {list(METRICS)}")
+    if not args.nsd_tolerance > 0:
+        raise UsageError(f"--nsd-tolerance must be > 0 (mm), got {args.nsd_tolerance:g}")
+    for folder in (args.reference, args.prediction):
+        if not folder.is_dir():
+            raise UsageError(f"{folder} is not a folder")
+    try:
+        rows = evaluate_folder(args.reference, args.prediction, json.loads(args.dataset_json.read_text()),
+                               args.architecture, args.fold, args.metrics, args.nsd_tolerance)
+    except ValueError as error:
+        raise UsageError(str(error))
+    write_rows(rows, args.output)
+    print(f"{len(rows)} rows written to {args.output}")
+
+
+def splits(args: argparse.Namespace) -> None:
+    from nnunet_archs.study.splits import ensure_splits
+    require_nnunet_paths("nnUNet_raw", "nnUNet_preprocessed")
+    from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw
+    name = dataset_name(args.d)
+    try:
+        path = ensure_splits(Path(nnUNet_raw) / name, Path(nnUNet_preprocessed) / name, args.folds)
+    except ValueError as error:
+        raise UsageError(str(error))
+    print(f"Cross-validation split: {path}")
+
+
+def costs(args: argparse.Namespace) -> None:
+    from nnunet_archs.study.costs import study_costs
+    require_nnunet_paths("nnUNet_preprocessed")
+    from nnunetv2.paths import nnUNet_preprocessed
+    if len(args.architectures) != len(args.plans):
+        raise UsageError("--architectures and --plans must have the same length")
+    result = study_costs(Path(nnUNet_preprocessed) / dataset_name(args.d), args.architectures, args.plans,
+                         args.configuration)
+    from nnunet_archs.study.runner import write_json_atomically
+    write_json_atomically(args.output, result)
+    print(json.dumps(result, indent=1))
 
 
 def check_dataset_integrity(raw_folder: Path) -> None:
@@ -288,25 +394,83 @@ def build_parser() -> argparse.ArgumentParser:
                          help="bottleneck sizes (voxels per axis) for the patch-size sweep; none to skip")
     profile.add_argument("--device", default="cpu", help="cpu or cuda")
     profile.add_argument("-o", "--output", type=Path, default=Path("nnunet_archs_profile"))
-    compare = commands.add_parser("compare", help="plan, train, predict and evaluate several architectures on one "
-                                                  "dataset with the same budget; write a report folder")
+    compare = commands.add_parser(
+        "compare", help="a cross-validated study: plan every architecture at the same GPU memory target, train every "
+                        "fold, evaluate per case (Dice, NSD, HD95) and test against a baseline; a report folder",
+        description="Plans every architecture with its own planner at the same GPU memory target, trains each fold "
+                    "of nnU-Net's splits_final.json with stock nnUNetv2_train, evaluates every case with the fold "
+                    "model that did not train on it, and reports paired statistics against the baseline. Jobs run "
+                    "locally (one training per GPU) or on SLURM; --resume continues after anything was killed.")
     compare.add_argument("-d", type=int, required=True, help="dataset id (nnU-Net raw format)")
-    compare.add_argument("-a", "--architectures", nargs="+", default=["PlainConvUNet", "KiUNet", "UIUNet"])
+    compare.add_argument("-a", "--architectures", nargs="+", default=["PlainConvUNet", "KiUNet", "UIUNet"],
+                         help="architecture names (nnunet-archs list)")
     compare.add_argument("-c", "--configuration", default="3d_fullres")
-    compare.add_argument("--epochs", type=int, default=None, help="epochs per architecture (nnU-Net: 1000)")
+    compare.add_argument("-f", "--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
+                         help="folds of splits_final.json to train (default: all five; at least 2)")
+    compare.add_argument("--baseline", default=None, help="architecture the others are tested against (default: "
+                                                          "the first)")
+    compare.add_argument("--metrics", nargs="+", default=["Dice", "NSD", "HD95"], help="Dice, NSD, HD95; the first is "
+                                                                                        "the main table's")
+    compare.add_argument("--nsd-tolerance", type=float, default=2.0, help="NSD tolerance in mm (default 2)")
+    compare.add_argument("--seed", type=int, default=12345, help="seed of the bootstrap resamples")
+    compare.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    compare.add_argument("--epochs", type=int, default=None, help="epochs per training (nnU-Net: 1000)")
     compare.add_argument("--iterations", type=int, default=None, help="training iterations per epoch (250)")
     compare.add_argument("--val-iterations", type=int, default=None, help="validation iterations per epoch (50)")
-    compare.add_argument("--minutes", type=float, default=None, help="wall-clock training budget per architecture")
+    compare.add_argument("--minutes", type=float, default=None, help="wall-clock budget per training")
     compare.add_argument("--mirroring", action="store_true", help="keep nnU-Net's mirroring augmentation and TTA")
     compare.add_argument("-gpu_memory_target", type=float, default=8, help="GB, the same for every planner")
+    compare.add_argument("-device", default="cpu", help="cpu or cuda")
+    compare.add_argument("--no-compile", action="store_true", help="turn torch.compile off (default: nnU-Net's, on "
+                                                                   "for CUDA)")
+    compare.add_argument("--num-gpus", type=int, default=1, help="GPUs per training (nnUNetv2_train -num_gpus)")
     compare.add_argument("-o", "--output", type=Path, default=None, help="report folder (default: "
                          "nnunet_archs_compare_<dataset id>)")
-    compare.add_argument("--resume", action="store_true", help="continue a comparison in an existing folder")
-    compare.add_argument("--overwrite", action="store_true", help="start an existing report folder over")
-    compare.add_argument("-f", "--fold", default="0", help="fold to train (0-4, or 'all' to train on every case; "
-                         "then a labelled imagesTs/labelsTs test set is needed)")
-    compare.add_argument("-device", default="cpu", help="cpu or cuda")
+    compare.add_argument("--resume", action="store_true", help="continue the study in an existing report folder")
+    compare.add_argument("--overwrite", action="store_true", help="start an existing study over (removes its report, "
+                                                                  "plans and trained models)")
     compare.add_argument("-np", type=int, default=1, help="processes for preprocessing and export")
+    execution = compare.add_argument_group("execution")
+    execution.add_argument("--executor", choices=["local", "slurm"], default="local",
+                           help="local processes (default) or SLURM jobs through submitit")
+    execution.add_argument("--max-parallel", type=int, default=None, help="jobs at once (default: one per visible "
+                           "GPU with CUDA, else 1); on SLURM the job array's throttle")
+    execution.add_argument("--max-retries", type=int, default=2, help="resubmissions of a killed job (a training "
+                           "continues from its latest checkpoint)")
+    execution.add_argument("--no-wait", action="store_true", help="submit what can start and exit; collect with "
+                           "--resume")
+    slurm = compare.add_argument_group("SLURM (with --executor slurm)")
+    slurm.add_argument("--slurm-partition")
+    slurm.add_argument("--slurm-gpus-per-job", type=int, help="GPUs per training job (default: --num-gpus)")
+    slurm.add_argument("--slurm-cpus-per-job", type=int)
+    slurm.add_argument("--slurm-mem", help="memory per job, as sbatch's --mem (e.g. 64G)")
+    slurm.add_argument("--slurm-time", help="wall time per job, as sbatch's --time (minutes or [D-]HH:MM:SS)")
+    slurm.add_argument("--slurm-account")
+    slurm.add_argument("--slurm-qos")
+    slurm.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="any other sbatch option, e.g. --slurm-option constraint=a100 (repeatable)")
+    report = commands.add_parser("report", help="recompute the statistics and redraw the report of a study folder "
+                                                "from its per-case metrics")
+    report.add_argument("folder", type=Path)
+    evaluate = commands.add_parser("evaluate", help="per-case Dice, NSD and HD95 of a folder of predictions (a tidy CSV)")
+    evaluate.add_argument("--reference", type=Path, required=True, help="folder of reference segmentations")
+    evaluate.add_argument("--prediction", type=Path, required=True, help="folder of predicted segmentations")
+    evaluate.add_argument("--dataset-json", type=Path, required=True)
+    evaluate.add_argument("--architecture", default="prediction", help="value of the architecture column")
+    evaluate.add_argument("--fold", default="-", help="value of the fold column")
+    evaluate.add_argument("--metrics", nargs="+", default=["Dice", "NSD", "HD95"])
+    evaluate.add_argument("--nsd-tolerance", type=float, default=2.0, help="mm")
+    evaluate.add_argument("-o", "--output", type=Path, required=True)
+    splits = commands.add_parser("splits", help="write nnU-Net's 5-fold splits_final.json of a dataset if it has none, "
+                                                "or check it against --folds")
+    splits.add_argument("-d", type=int, required=True)
+    splits.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    costs = commands.add_parser("costs", help="planned patch, batch, parameters, FLOPs and estimated memory of plans")
+    costs.add_argument("-d", type=int, required=True)
+    costs.add_argument("-c", "--configuration", required=True)
+    costs.add_argument("--architectures", nargs="+", required=True)
+    costs.add_argument("--plans", nargs="+", required=True, help="plans names, one per architecture")
+    costs.add_argument("-o", "--output", type=Path, required=True)
     demo = commands.add_parser("demo", help="the comparison on a built-in dataset (what `make demo` runs)")
     demo.add_argument("--work-dir", type=Path, default=Path("nnunet_archs_demo"),
                       help="folder for the dataset, nnU-Net's folders and the report")
@@ -332,6 +496,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             profile(args)
         elif args.command == "compare":
             compare(args)
+        elif args.command == "report":
+            report(args)
+        elif args.command == "evaluate":
+            evaluate(args)
+        elif args.command == "splits":
+            splits(args)
+        elif args.command == "costs":
+            costs(args)
         elif args.command == "demo":
             from nnunet_archs.comparison.demo import run_demo
             try:
@@ -350,6 +522,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except UsageError as error:
         print(f"nnunet-archs {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except StudyIncomplete as error:
+        print(f"nnunet-archs {args.command}: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,0 +1,58 @@
+"""The footing of every network in a study, read from its plans: planned patch and batch, parameters, forward
+FLOPs per patch, the planner's memory estimate in GB and the ResEnc preset it is closest to.
+
+The estimate in GB puts a plan on the scale of nnU-Net's ResEnc presets: (estimate per sample x batch / 2) divided
+by the preset's reference value per GB (ResEnc M: 680 M elements for 8 GB in 3D, 135 M in 2D), corrected by the
+network's measured estimate per byte (``planning.planners.ESTIMATE_PER_BYTE``). Seed 003 asks a new method to be
+compared with the ResEnc preset of similar GPU memory; the closest preset is the one whose target (8, 24, 40 GB) is
+nearest on a log scale. Networks are built on PyTorch's meta device: nothing is allocated or computed.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Dict, List
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def closest_preset(gigabytes: float) -> str:
+    from nnunet_archs.planning.planners import RESENC_PRESETS
+    return min(RESENC_PRESETS, key=lambda p: abs(math.log(gigabytes / RESENC_PRESETS[p][0])))
+
+
+def plan_costs(plans: dict, configuration: str, num_input_channels: int, num_classes: int) -> dict:
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+
+    from nnunet_archs.planning.planners import ESTIMATE_PER_BYTE, RESENC_PRESETS
+    entry = plans["configurations"][configuration]
+    architecture = entry["architecture"]
+    patch, batch = list(entry["patch_size"]), int(entry["batch_size"])
+    with torch.device("meta"):
+        net = get_network_from_plans(architecture["network_class_name"], architecture["arch_kwargs"],
+                                     architecture["_kw_requires_import"], num_input_channels, num_classes,
+                                     allow_init=False, deep_supervision=True)
+        x = torch.empty(1, num_input_channels, *patch)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        net(x)
+    estimate = float(net.compute_conv_feature_map_size(patch))
+    gb, reference_3d, reference_2d = RESENC_PRESETS["M"]
+    per_byte = ESTIMATE_PER_BYTE.get(architecture["network_class_name"], 1.0)
+    reference_per_gb = (reference_2d if len(patch) == 2 else reference_3d) * per_byte / gb
+    estimated_gb = estimate * batch / 2 / reference_per_gb
+    return {"class": architecture["network_class_name"], "patch": patch, "batch": batch,
+            "params": sum(p.numel() for p in net.parameters()), "gflops_per_patch": counter.get_total_flops() / 1e9,
+            "estimate_per_sample": estimate, "estimated_gb": estimated_gb, "closest_preset": closest_preset(estimated_gb)}
+
+
+def study_costs(preprocessed_folder: Path, architectures: List[str], plans_names: List[str],
+                configuration: str) -> Dict[str, dict]:
+    dataset = json.loads((preprocessed_folder / "dataset.json").read_text())
+    channels = len(dataset.get("channel_names", dataset.get("modality", {})))
+    from nnunetv2.utilities.label_handling.label_handling import LabelManager
+    classes = LabelManager(dataset["labels"], dataset.get("regions_class_order")).num_segmentation_heads
+    return {a: plan_costs(json.loads((preprocessed_folder / f"{p}.json").read_text()), configuration, channels, classes)
+            for a, p in zip(architectures, plans_names)}

@@ -1,0 +1,115 @@
+"""``nnunet-archs compare``: prepare the report folder, build the study's jobs, run them on an executor and write
+the report once every job has finished (or failed, or could not run because one it needs failed)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from nnunet_archs.study.executors import SlurmOptions, SubmititExecutor
+from nnunet_archs.study.jobs import StudyLayout, build_jobs, data_identifier
+from nnunet_archs.study.scheduler import Scheduler, default_cpu_threads, write_commands
+from nnunet_archs.study.spec import StudySpec
+
+
+@dataclass
+class ExecutionOptions:
+    """How the jobs run; not part of the study (a resumed study may run them differently)."""
+
+    executor: str = "local"
+    max_parallel: Optional[int] = None  # default: visible GPUs // GPUs per training with CUDA, else 1
+    max_retries: int = 2
+    processes: int = 1
+    wait: bool = True
+    slurm: SlurmOptions = field(default_factory=SlurmOptions)
+    poll_seconds: float = 2.0
+
+
+def prepare_folder(spec: StudySpec, layout: StudyLayout, resume: bool, overwrite: bool) -> None:
+    """Refuse to mix studies: an existing report folder needs ``--resume`` (with the same study) or ``--overwrite``
+    (which also removes this study's plans and trained models, and only those)."""
+    report = layout.report
+    study_file = report / "study.json"
+    if report.exists() and not (resume or overwrite):
+        raise FileExistsError(f"{report} exists; pass --resume to continue that study or --overwrite to start it "
+                              f"over")
+    if resume and study_file.exists():
+        earlier = StudySpec.from_json(study_file.read_text())
+        differences = earlier.differences(spec)
+        if differences:
+            raise ValueError(f"{report} holds a study run with other settings ({', '.join(differences)} differ); "
+                             f"pass the same arguments to --resume it, or --overwrite to start it over")
+    if overwrite and report.exists():
+        earlier = StudySpec.from_json(study_file.read_text()) if study_file.exists() else spec
+        for architecture in earlier.architectures:
+            shutil.rmtree(layout.results_folder(earlier, architecture), ignore_errors=True)
+            (layout.preprocessed / f"{earlier.plans_name(architecture)}.json").unlink(missing_ok=True)
+        shutil.rmtree(report)
+    report.mkdir(parents=True, exist_ok=True)
+    study_file.write_text(spec.to_json())
+    (report / "layout.json").write_text(json.dumps({k: str(v) for k, v in vars(layout).items()}, indent=1))
+
+
+def preprocessed_identifiers(spec: StudySpec, layout: StudyLayout) -> set:
+    """Data identifiers whose preprocessed data is complete already (one file per training case), so that the
+    study does not rewrite data the user preprocessed before."""
+    cases = len(list((layout.raw / "labelsTr").iterdir())) if (layout.raw / "labelsTr").is_dir() else -1
+    complete = set()
+    for architecture in spec.architectures:
+        folder = layout.preprocessed / data_identifier(spec, architecture)
+        if folder.is_dir() and len(list(folder.glob("*.pkl"))) == cases:
+            complete.add(folder.name)
+    return complete
+
+
+def visible_gpus() -> List[int]:
+    import torch
+    if not torch.cuda.is_available():
+        return []
+    return list(range(torch.cuda.device_count()))  # indices into CUDA_VISIBLE_DEVICES, as CUDA numbers them
+
+
+def run_study(spec: StudySpec, layout: StudyLayout, planners: Dict[str, str], options: ExecutionOptions,
+              resume: bool = False, overwrite: bool = False, log: Callable[[str], None] = print) -> Optional[Path]:
+    """Run (or continue) a study; returns the report's results.md, or None when jobs are still running (only with
+    ``options.wait`` off: run again with ``--resume`` to collect them)."""
+    start = time.time()
+    prepare_folder(spec, layout, resume, overwrite)
+    environment = {"nnUNet_raw": str(layout.raw.parent), "nnUNet_preprocessed": str(layout.preprocessed.parent),
+                   "nnUNet_results": str(layout.results)}
+    from nnunet_archs.cli import ext_trainers_path
+    environment["nnUNet_extTrainer"] = ext_trainers_path()
+    jobs = build_jobs(spec, layout, planners, options.processes, preprocessed_identifiers(spec, layout), environment)
+    write_commands(jobs, layout.report / "commands.sh", environment)
+    gpus = visible_gpus() if spec.device.startswith("cuda") and options.executor == "local" else []
+    max_parallel = options.max_parallel or (max(1, len(gpus) // spec.num_gpus) if gpus else 1)
+    executor = SubmititExecutor(options.executor, layout.report / "submitit", max_parallel, options.slurm)
+    cpu_threads = default_cpu_threads(max_parallel) if not spec.device.startswith("cuda") else None
+    scheduler = Scheduler(jobs, layout.jobs, layout.report / "state.json", executor, max_parallel,
+                          options.max_retries, gpus, cpu_threads, options.poll_seconds, log)
+    log(f"{len(jobs)} jobs, {options.executor} executor, up to {max_parallel} at once"
+        + (f" on GPUs {gpus}" if gpus else "") + f"; report folder {layout.report}")
+    statuses = scheduler.run(wait=options.wait)
+    for warning in sorted(set(executor.warnings)):
+        log(f"warning: {warning}")
+    if any(status == "running" for status in statuses.values()):
+        running = sum(status == "running" for status in statuses.values())
+        log(f"{running} job(s) still running; run the same command with --resume to collect them")
+        return None
+    from nnunet_archs.study.report import build_report
+    try:
+        report = build_report(layout.report, f"; this run {time.time() - start:.0f} s")
+    except ValueError as error:  # nothing was evaluated: every training failed
+        log(f"no report: {error}")
+        return None
+    return report.write()
+
+
+def layout_for(dataset_folder_name: str, report: Path) -> StudyLayout:
+    return StudyLayout(Path(os.environ["nnUNet_raw"]) / dataset_folder_name,
+                       Path(os.environ["nnUNet_preprocessed"]) / dataset_folder_name,
+                       Path(os.environ["nnUNet_results"]), Path(report).resolve())

@@ -1,0 +1,160 @@
+"""A study as data: the graph of jobs, built by a pure function from the study and a few facts about the disk.
+
+plan (per network) -> preprocess (once per distinct data identifier) -> train (network, fold) -> evaluate (network,
+fold) -> report, plus the labelled test set when there is one (predict with the ensemble of the fold models, then
+evaluate). Every job is one stock nnU-Net or ``nnunet-archs`` command with its environment; it is done when its
+done-marker exists (``runner``), which is all ``--resume`` looks at.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Set
+
+from nnunet_archs.study.spec import StudySpec
+
+BIN = Path(sys.executable).parent
+TRAINER = "nnUNetTrainerBudget"  # nnU-Net's trainer, with the study's budget and per-epoch GPU memory log
+
+
+@dataclass
+class Job:
+    """One command of the study. ``gpus`` is how many GPUs it needs; ``resumable`` jobs (trainings) continue
+    from their latest checkpoint when they are run again after being killed."""
+
+    name: str
+    kind: str
+    command: List[str]
+    env: Dict[str, str] = field(default_factory=dict)
+    deps: List[str] = field(default_factory=list)
+    gpus: int = 0
+    resumable: bool = False
+
+
+@dataclass(frozen=True)
+class StudyLayout:
+    """Where a study reads and writes: nnU-Net's folders for the dataset, and the report folder."""
+
+    raw: Path
+    preprocessed: Path
+    results: Path
+    report: Path
+
+    @property
+    def jobs(self) -> Path:
+        return self.report / "jobs"
+
+    def results_folder(self, spec: StudySpec, architecture: str) -> Path:
+        return self.results / self.raw.name / f"{TRAINER}__{spec.plans_name(architecture)}__{spec.configuration}"
+
+    def fold_folder(self, spec: StudySpec, architecture: str, fold: int) -> Path:
+        return self.results_folder(spec, architecture) / f"fold_{fold}"
+
+    def fold_metrics(self, architecture: str, fold: int) -> Path:
+        return self.report / "metrics" / f"{safe(architecture)}_fold{fold}.csv"
+
+    def test_metrics(self, architecture: str) -> Path:
+        return self.report / "metrics_test" / f"{safe(architecture)}.csv"
+
+    def test_predictions(self, architecture: str) -> Path:
+        return self.report / "test_predictions" / safe(architecture)
+
+    @property
+    def has_test_set(self) -> bool:
+        return (self.raw / "imagesTs").is_dir() and (self.raw / "labelsTs").is_dir()
+
+
+def safe(name: str) -> str:
+    """A file-name-safe form of an architecture name (registry names and class paths)."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
+
+
+def data_identifier(spec: StudySpec, architecture: str) -> str:
+    """The preprocessed-data identifier a network's plans will name: our presets and nnU-Net's ResEnc presets
+    share the default planner's 2d/3d_fullres data; other configurations are per plans file."""
+    if spec.configuration in ("2d", "3d_fullres"):
+        return f"nnUNetPlans_{spec.configuration}"
+    return f"{spec.plans_name(architecture)}_{spec.configuration}"
+
+
+def build_jobs(spec: StudySpec, layout: StudyLayout, planners: Dict[str, str], processes: int = 1,
+               preprocessed_identifiers: Optional[Set[str]] = None, environment: Optional[Dict[str, str]] = None
+               ) -> List[Job]:
+    """The whole study as jobs, in an order that respects their dependencies.
+
+    ``planners`` maps each architecture to its planner name; ``preprocessed_identifiers`` are data identifiers
+    already complete on disk (their preprocessing is not repeated: it would rewrite the user's files);
+    ``environment`` is added to every job (nnU-Net's folder variables, trainer lookup).
+    """
+    d, np_ = str(spec.dataset_id), str(processes)
+    # nnU-Net's export pools default to 8 processes; a study's jobs share the machine (or a job's allocation)
+    base_env = {"nnUNet_def_n_proc": np_, **(environment or {})}
+    jobs: List[Job] = []
+
+    def add(name: str, kind: str, program: str, *args: str, deps=(), env=None, gpus=0, resumable=False) -> str:
+        jobs.append(Job(name, kind, [str(BIN / program), *args], {**base_env, **(env or {})}, list(deps), gpus,
+                        resumable))
+        return name
+
+    fingerprint = add("fingerprint", "fingerprint", "nnUNetv2_extract_fingerprint", "-d", d, "-np", np_,
+                      "--verify_dataset_integrity")
+    splits = add("splits", "splits", "nnunet-archs", "splits", "-d", d, "--folds", *map(str, spec.folds),
+                 deps=[fingerprint])
+    plan = {a: add(f"plan_{safe(a)}", "plan", "nnunet-archs", "plan_experiment", "-d", d, "-pl", planners[a],
+                   "-gpu_memory_target", f"{spec.gpu_memory_target:g}", "-overwrite_plans_name", spec.plans_name(a),
+                   "--overwrite_existing_plans", deps=[fingerprint])
+            for a in spec.architectures}
+    ready_data: Dict[str, str] = {}  # architecture -> the job its preprocessed data waits for
+    by_identifier: Dict[str, str] = {}
+    for a in spec.architectures:
+        identifier = data_identifier(spec, a)
+        if identifier in (preprocessed_identifiers or set()):
+            ready_data[a] = plan[a]
+            continue
+        if identifier not in by_identifier:
+            by_identifier[identifier] = add(
+                f"preprocess_{identifier}", "preprocess", "nnUNetv2_preprocess", "-d", d, "-plans_name",
+                spec.plans_name(a), "-c", spec.configuration, "-np", np_, deps=[plan[a]])
+        ready_data[a] = by_identifier[identifier]
+    add("costs", "costs", "nnunet-archs", "costs", "-d", d, "-c", spec.configuration, "-o",
+        str(layout.report / "costs.json"), "--architectures",
+        *spec.architectures, "--plans", *[spec.plans_name(a) for a in spec.architectures],
+        deps=list(plan.values()))
+
+    gpus = spec.num_gpus if spec.device.startswith("cuda") else 0
+    train_env = {**spec.budget.environment(), "nnUNet_compile": "t" if spec.compile_enabled else "f"}
+    if not spec.device.startswith("cuda"):
+        train_env["nnUNet_n_proc_DA"] = "0"  # no augmentation workers on a CPU: they would fight the training
+    metric_args = ["--metrics", *spec.metrics, "--nsd-tolerance", f"{spec.nsd_tolerance_mm:g}"]
+    for a in spec.architectures:
+        trainings = []
+        for fold in spec.folds:
+            extra = ["-num_gpus", str(spec.num_gpus)] if spec.num_gpus > 1 else []
+            train = add(f"train_{safe(a)}_fold{fold}", "train", "nnUNetv2_train", d, spec.configuration, str(fold),
+                        "-p", spec.plans_name(a), "-tr", TRAINER, "-device", spec.device.split(":")[0], *extra,
+                        deps=[ready_data[a], splits], env=train_env, gpus=gpus, resumable=True)
+            trainings.append(train)
+            add(f"evaluate_{safe(a)}_fold{fold}", "evaluate", "nnunet-archs", "evaluate", "--reference",
+                str(layout.raw / "labelsTr"), "--prediction", str(layout.fold_folder(spec, a, fold) / "validation"),
+                "--dataset-json", str(layout.raw / "dataset.json"), "--architecture", a, "--fold", str(fold),
+                "-o", str(layout.fold_metrics(a, fold)), *metric_args, deps=[train])
+        if layout.has_test_set:
+            tta = [] if spec.budget.mirroring else ["--disable_tta"]
+            predict = add(f"predict_test_{safe(a)}", "predict", "nnUNetv2_predict", "-i", str(layout.raw / "imagesTs"),
+                          "-o", str(layout.test_predictions(a)), "-d", d, "-c", spec.configuration, "-p",
+                          spec.plans_name(a), "-tr", TRAINER, "-f", *map(str, spec.folds), "-npp", np_, "-nps", np_,
+                          "-device", spec.device.split(":")[0], "--disable_progress_bar", *tta, deps=trainings,
+                          gpus=min(gpus, 1))
+            add(f"evaluate_test_{safe(a)}", "evaluate", "nnunet-archs", "evaluate", "--reference",
+                str(layout.raw / "labelsTs"), "--prediction", str(layout.test_predictions(a)), "--dataset-json",
+                str(layout.raw / "dataset.json"), "--architecture", a, "--fold", "ensemble", "-o",
+                str(layout.test_metrics(a)), *metric_args, deps=[predict])
+    return jobs
+
+
+def resumed_command(job: Job) -> List[str]:
+    """The command that continues a killed job: nnU-Net's ``--c`` for a training (from its latest checkpoint,
+    or from scratch with nnU-Net's warning when none was written yet)."""
+    return job.command + ["--c"] if job.resumable else job.command

@@ -1,0 +1,56 @@
+"""What runs inside every job process, whichever executor started it: the command, its log, its markers.
+
+The job writes its own markers, atomically, so the driver only reads files: ``running.json`` when it starts,
+``done.json`` when the command succeeded (the done-marker ``--resume`` trusts), ``failed.json`` otherwise
+(``killed`` when a signal ended it, e.g. a wall-time limit). A killed driver therefore loses nothing, and
+concurrent jobs never write the same file. Standard library only: executors unpickle this in every job.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+DONE, FAILED, RUNNING = "done.json", "failed.json", "running.json"
+
+
+def write_json_atomically(path: Path, data: dict) -> None:
+    """Write to a temporary file beside ``path`` and rename it: readers see the old or the new file, never a
+    partial one."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(data, indent=1))
+    os.replace(temporary, path)
+
+
+def read_marker(job_dir: Path, name: str) -> Optional[dict]:
+    try:
+        return json.loads((job_dir / name).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def run_job(job_dir: str, command: List[str], env: Dict[str, str], attempt: int) -> dict:
+    """Run ``command`` with ``env`` added to the environment, append its output to ``log.txt`` and leave the
+    done or failed marker. Returns the marker's content."""
+    folder = Path(job_dir)
+    host = socket.gethostname()
+    array = os.environ.get("SLURM_ARRAY_JOB_ID")
+    cluster_id = f"{array}_{os.environ.get('SLURM_ARRAY_TASK_ID')}" if array else os.environ.get("SLURM_JOB_ID")
+    write_json_atomically(folder / RUNNING, {"pid": os.getpid(), "host": host, "attempt": attempt,
+                                             "slurm_job_id": cluster_id, "started": time.time()})
+    start = time.time()
+    with open(folder / "log.txt", "a") as log:
+        log.write(f"=== attempt {attempt}, {time.strftime('%Y-%m-%d %H:%M:%S')} on {host}"
+                  f"{f', SLURM job {cluster_id}' if cluster_id else ''}\n$ {shlex.join(command)}\n")
+        log.flush()
+        returncode = subprocess.run(command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT).returncode
+        log.write(f"=== exit status {returncode} after {time.time() - start:.1f} s\n")
+    result = {"returncode": returncode, "seconds": round(time.time() - start, 1), "attempt": attempt, "host": host,
+              "slurm_job_id": cluster_id, "killed": returncode < 0, "log": str(folder / "log.txt")}
+    write_json_atomically(folder / (DONE if returncode == 0 else FAILED), result)
+    return result

@@ -1,0 +1,131 @@
+"""What a study is: the dataset, the networks, the folds, the budget and the statistics it was asked for.
+
+A ``StudySpec`` is written to ``study.json`` in the report folder when a study starts; ``--resume`` refuses to
+continue a folder whose study was asked for differently (other folds, budget, ...), so that no result is mixed
+with one computed under other settings. How the jobs run (executor, parallelism) is not part of the study.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Dict, List, Optional
+
+METRICS = ("Dice", "NSD", "HD95")
+# higher is better for every metric but HD95
+LOWER_IS_BETTER = {"HD95"}
+FOLDS = (0, 1, 2, 3, 4)
+
+
+@dataclass
+class Budget:
+    """Training schedule of every network; ``None`` keeps nnU-Net's (1000 epochs of 250 iterations)."""
+
+    epochs: Optional[int] = None
+    iterations: Optional[int] = None
+    val_iterations: Optional[int] = None
+    minutes: Optional[float] = None
+    mirroring: bool = False
+
+    def __str__(self) -> str:
+        text = (f"{self.epochs or 'nnU-Nets'} epochs x {self.iterations or 'nnU-Nets'} iterations"
+                .replace("nnU-Nets", "nnU-Net's"))
+        if self.minutes:
+            text += f", at most {self.minutes:g} min"
+        return text + (", mirroring" if self.mirroring else ", no mirroring")
+
+    def environment(self) -> Dict[str, str]:
+        """The variables our trainers read (nnunet_archs.training.trainers)."""
+        env = {"NNUNET_ARCHS_NO_MIRRORING": "0" if self.mirroring else "1"}
+        for variable, value in (("NNUNET_ARCHS_EPOCHS", self.epochs), ("NNUNET_ARCHS_ITERATIONS", self.iterations),
+                                ("NNUNET_ARCHS_VAL_ITERATIONS", self.val_iterations),
+                                ("NNUNET_ARCHS_MINUTES", self.minutes)):
+            if value is not None:
+                env[variable] = str(value)
+        return env
+
+
+@dataclass
+class StudySpec:
+    """Everything that decides a study's numbers. ``architectures`` are registry names (``nnunet-archs list``)."""
+
+    dataset_id: int
+    architectures: List[str]
+    configuration: str = "3d_fullres"
+    folds: List[int] = field(default_factory=lambda: list(FOLDS))
+    baseline: Optional[str] = None
+    metrics: List[str] = field(default_factory=lambda: list(METRICS))
+    nsd_tolerance_mm: float = 2.0
+    seed: int = 12345
+    bootstrap_resamples: int = 2000
+    budget: Budget = field(default_factory=Budget)
+    gpu_memory_target: float = 8.0
+    device: str = "cpu"
+    compile: Optional[bool] = None  # None: nnU-Net's default (on for CUDA, off otherwise)
+    num_gpus: int = 1
+    study_id: str = "study"
+
+    def __post_init__(self):
+        if self.baseline is None and self.architectures:
+            self.baseline = self.architectures[0]
+        self.validate()
+
+    def validate(self) -> None:
+        """Every check that can fail on the user's input, raised as ValueError before anything runs."""
+        if len(self.architectures) < 1:
+            raise ValueError("--architectures needs at least one architecture")
+        if len(set(self.architectures)) != len(self.architectures):
+            raise ValueError(f"architectures must be distinct, got {self.architectures}")
+        if self.baseline not in self.architectures:
+            raise ValueError(f"--baseline {self.baseline!r} is not among the architectures {self.architectures}")
+        unknown = [m for m in self.metrics if m not in METRICS]
+        if unknown or not self.metrics:
+            raise ValueError(f"unknown metric(s) {unknown}; choose from {list(METRICS)}")
+        bad_folds = [f for f in self.folds if f not in FOLDS]
+        if bad_folds or not self.folds or len(set(self.folds)) != len(self.folds):
+            raise ValueError(f"--folds must be distinct values out of {list(FOLDS)}, got {self.folds}")
+        if not self.nsd_tolerance_mm > 0:
+            raise ValueError(f"--nsd-tolerance must be > 0 (mm), got {self.nsd_tolerance_mm:g}")
+        if not self.gpu_memory_target > 0:
+            raise ValueError(f"-gpu_memory_target must be > 0 (GB), got {self.gpu_memory_target:g}")
+        if self.bootstrap_resamples < 100:
+            raise ValueError(f"--bootstrap must be >= 100 resamples, got {self.bootstrap_resamples}")
+        if self.num_gpus < 1:
+            raise ValueError(f"--num-gpus must be >= 1, got {self.num_gpus}")
+        if self.num_gpus > 1 and not self.device.startswith("cuda"):
+            raise ValueError(f"--num-gpus {self.num_gpus} needs -device cuda")
+        for name in ("epochs", "iterations", "val_iterations", "minutes"):
+            value = getattr(self.budget, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {value:g}")
+        if not re.fullmatch(r"[A-Za-z0-9]+(_[A-Za-z0-9]+)*", self.study_id):
+            raise ValueError(f"study id {self.study_id!r} must be letters and digits joined by single underscores")
+
+    @property
+    def compile_enabled(self) -> bool:
+        return self.device.startswith("cuda") if self.compile is None else self.compile
+
+    def plans_name(self, architecture: str) -> str:
+        """Plans name of one network in this study: unique per report folder, so two studies on one dataset never
+        share (or overwrite) plans or trained models, and free of nnU-Net's '__' separator."""
+        stem = re.sub(r"[^A-Za-z0-9]+", "", architecture.split(".")[-1])
+        return f"nnUNetStudy_{self.study_id}_{stem}"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "StudySpec":
+        data = json.loads(text)
+        data["budget"] = Budget(**data["budget"])
+        return cls(**data)
+
+    def differences(self, other: "StudySpec") -> List[str]:
+        """The fields in which two specs differ (``--resume`` needs none)."""
+        return [f.name for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]
+
+
+def study_id_for(report: Path) -> str:
+    """A plans-name-safe id derived from the report folder's name."""
+    return "_".join(re.findall(r"[A-Za-z0-9]+", Path(report).resolve().name)) or "study"
