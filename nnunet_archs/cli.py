@@ -196,7 +196,7 @@ def study_spec(args: argparse.Namespace, dataset_id: int, report: Path):
     try:
         return StudySpec(dataset_id, args.architectures, args.configuration, args.folds, args.baseline, args.metrics,
                          args.nsd_tolerance, args.seed, args.bootstrap, budget, args.gpu_memory_target, args.device,
-                         False if args.no_compile else None, args.num_gpus, study_id_for(report))
+                         False if args.no_compile else None, args.num_gpus, args.scale_batch, study_id_for(report))
     except ValueError as error:
         raise UsageError(str(error))
 
@@ -305,6 +305,23 @@ def splits(args: argparse.Namespace) -> None:
     except ValueError as error:
         raise UsageError(str(error))
     print(f"Cross-validation split: {path}")
+
+
+def add_configuration(args: argparse.Namespace) -> None:
+    """Seed 003's multi-GPU recipe: a configuration that inherits the planned one with a larger batch."""
+    require_nnunet_paths("nnUNet_preprocessed")
+    from nnunetv2.paths import nnUNet_preprocessed
+    from nnunet_archs.study.runner import write_json_atomically
+    if args.batch_multiplier < 1:
+        raise UsageError(f"--batch-multiplier must be >= 1, got {args.batch_multiplier}")
+    path = Path(nnUNet_preprocessed) / dataset_name(args.d) / f"{args.plans_name}.json"
+    plans = load_plans(path)
+    if args.c not in plans["configurations"]:
+        raise UsageError(f"{path} has no configuration {args.c!r}; it has {sorted(plans['configurations'])}")
+    batch = plans["configurations"][args.c]["batch_size"] * args.batch_multiplier
+    plans["configurations"][args.name] = {"inherits_from": args.c, "batch_size": batch}
+    write_json_atomically(path, plans)
+    print(f"{path}: configuration {args.name} = {args.c} with batch size {batch}")
 
 
 def costs(args: argparse.Namespace) -> None:
@@ -424,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--no-compile", action="store_true", help="turn torch.compile off (default: nnU-Net's, on "
                                                                    "for CUDA)")
     compare.add_argument("--num-gpus", type=int, default=1, help="GPUs per training (nnUNetv2_train -num_gpus)")
+    compare.add_argument("--scale-batch", action="store_true", help="with --num-gpus K: train a configuration that "
+                         "inherits the planned one with K times its batch (seed 003's multi-GPU recipe)")
     compare.add_argument("-o", "--output", type=Path, default=None, help="report folder (default: "
                          "nnunet_archs_compare_<dataset id>)")
     compare.add_argument("--resume", action="store_true", help="continue the study in an existing report folder")
@@ -465,6 +484,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "or check it against --folds")
     splits.add_argument("-d", type=int, required=True)
     splits.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    add_config = commands.add_parser("add_configuration", help="add a configuration that inherits a planned one with "
+                                                               "a multiplied batch size (multi-GPU training)")
+    add_config.add_argument("-d", type=int, required=True)
+    add_config.add_argument("-plans_name", required=True)
+    add_config.add_argument("-c", required=True, help="the planned configuration to inherit from")
+    add_config.add_argument("--name", required=True, help="name of the new configuration")
+    add_config.add_argument("--batch-multiplier", type=int, required=True)
     costs = commands.add_parser("costs", help="planned patch, batch, parameters, FLOPs and estimated memory of plans")
     costs.add_argument("-d", type=int, required=True)
     costs.add_argument("-c", "--configuration", required=True)
@@ -504,6 +530,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             splits(args)
         elif args.command == "costs":
             costs(args)
+        elif args.command == "add_configuration":
+            add_configuration(args)
         elif args.command == "demo":
             from nnunet_archs.comparison.demo import run_demo
             try:

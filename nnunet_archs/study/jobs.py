@@ -47,7 +47,8 @@ class StudyLayout:
         return self.report / "jobs"
 
     def results_folder(self, spec: StudySpec, architecture: str) -> Path:
-        return self.results / self.raw.name / f"{TRAINER}__{spec.plans_name(architecture)}__{spec.configuration}"
+        return self.results / self.raw.name / \
+            f"{TRAINER}__{spec.plans_name(architecture)}__{spec.training_configuration}"
 
     def fold_folder(self, spec: StudySpec, architecture: str, fold: int) -> Path:
         return self.results_folder(spec, architecture) / f"fold_{fold}"
@@ -123,6 +124,12 @@ def build_jobs(spec: StudySpec, layout: StudyLayout, planners: Dict[str, str], p
         *spec.architectures, "--plans", *[spec.plans_name(a) for a in spec.architectures],
         deps=list(plan.values()))
 
+    if spec.training_configuration != spec.configuration:
+        for a in spec.architectures:
+            ready_data[a] = add(f"configure_{safe(a)}", "configure", "nnunet-archs", "add_configuration", "-d", d,
+                                "-plans_name", spec.plans_name(a), "-c", spec.configuration, "--name",
+                                spec.training_configuration, "--batch-multiplier", str(spec.num_gpus),
+                                deps=[ready_data[a]])
     gpus = spec.num_gpus if spec.device.startswith("cuda") else 0
     train_env = {**spec.budget.environment(), "nnUNet_compile": "t" if spec.compile_enabled else "f"}
     if not spec.device.startswith("cuda"):
@@ -132,7 +139,8 @@ def build_jobs(spec: StudySpec, layout: StudyLayout, planners: Dict[str, str], p
         trainings = []
         for fold in spec.folds:
             extra = ["-num_gpus", str(spec.num_gpus)] if spec.num_gpus > 1 else []
-            train = add(f"train_{safe(a)}_fold{fold}", "train", "nnUNetv2_train", d, spec.configuration, str(fold),
+            train = add(f"train_{safe(a)}_fold{fold}", "train", "nnUNetv2_train", d, spec.training_configuration,
+                        str(fold),
                         "-p", spec.plans_name(a), "-tr", TRAINER, "-device", spec.device.split(":")[0], *extra,
                         deps=[ready_data[a], splits], env=train_env, gpus=gpus, resumable=True)
             trainings.append(train)
@@ -143,7 +151,7 @@ def build_jobs(spec: StudySpec, layout: StudyLayout, planners: Dict[str, str], p
         if layout.has_test_set:
             tta = [] if spec.budget.mirroring else ["--disable_tta"]
             predict = add(f"predict_test_{safe(a)}", "predict", "nnUNetv2_predict", "-i", str(layout.raw / "imagesTs"),
-                          "-o", str(layout.test_predictions(a)), "-d", d, "-c", spec.configuration, "-p",
+                          "-o", str(layout.test_predictions(a)), "-d", d, "-c", spec.training_configuration, "-p",
                           spec.plans_name(a), "-tr", TRAINER, "-f", *map(str, spec.folds), "-npp", np_, "-nps", np_,
                           "-device", spec.device.split(":")[0], "--disable_progress_bar", *tta, deps=trainings,
                           gpus=min(gpus, 1))

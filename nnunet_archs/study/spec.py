@@ -64,6 +64,7 @@ class StudySpec:
     device: str = "cpu"
     compile: Optional[bool] = None  # None: nnU-Net's default (on for CUDA, off otherwise)
     num_gpus: int = 1
+    scale_batch: bool = False  # multi-GPU: train a configuration inheriting the planned one, batch x num_gpus
     study_id: str = "study"
 
     def __post_init__(self):
@@ -95,12 +96,22 @@ class StudySpec:
             raise ValueError(f"--num-gpus must be >= 1, got {self.num_gpus}")
         if self.num_gpus > 1 and not self.device.startswith("cuda"):
             raise ValueError(f"--num-gpus {self.num_gpus} needs -device cuda")
+        if self.scale_batch and self.num_gpus < 2:
+            raise ValueError("--scale-batch multiplies the batch by --num-gpus, which must then be >= 2")
         for name in ("epochs", "iterations", "val_iterations", "minutes"):
             value = getattr(self.budget, name)
             if value is not None and not value > 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {value:g}")
         if not re.fullmatch(r"[A-Za-z0-9]+(_[A-Za-z0-9]+)*", self.study_id):
             raise ValueError(f"study id {self.study_id!r} must be letters and digits joined by single underscores")
+
+    @property
+    def training_configuration(self) -> str:
+        """The configuration trainings use: the planned one, or with ``scale_batch`` seed 003's multi-GPU recipe,
+        a configuration that ``inherits_from`` it with the batch multiplied by the GPUs (same batch per GPU)."""
+        if self.scale_batch and self.num_gpus > 1:
+            return f"{self.configuration}_{self.num_gpus}gpus"
+        return self.configuration
 
     @property
     def compile_enabled(self) -> bool:

@@ -1,79 +1,209 @@
-"""``nnunet-archs compare`` end to end on a tiny dataset: two architectures, a few iterations each, a report
-with finite Dice, and a rerun that resumes without retraining. Plus the bad input it must reject early."""
+"""``nnunet-archs compare`` end to end with the local executor (submitit's local backend, the code path of the SLURM
+executor): 2 architectures x 2 folds on the tiny 2D dataset, two jobs at once, and the faults a study must survive:
+a training killed mid-run (continued with --c), a training that fails (only its dependants stop, the report names
+it), a killed driver (--resume adopts what still runs and recomputes nothing that finished). Then the report is
+complete and ``nnunet-archs report`` reproduces its numbers. Bad input is rejected before anything runs."""
 from __future__ import annotations
 
 import csv
 import json
-import math
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import DATASET_2D
+from nnunet_archs.cli import main
+from tests.integration.conftest import BIN, DATASET_2D
 
-BUDGET = ["--epochs", "1", "--iterations", "2", "--val-iterations", "1"]
-
-
-def compare(nnunet, report, *extra, check=True):
-    return nnunet.run("nnunet-archs", "compare", "-d", str(DATASET_2D), "-a", "PlainConvUNet", "KiUNet", "-c", "2d",
-                      "-gpu_memory_target", "0.1", "-o", str(report), *BUDGET, *extra, check=check)
+ARCHITECTURES = ["PlainConvUNet", "KiUNet"]
+BUDGET = ["--epochs", "3", "--iterations", "2", "--val-iterations", "1"]
 
 
-def test_compare_reports_and_resumes(nnunet):
-    report = nnunet.root / "compare_report"
-    first = compare(nnunet, report)
-    rows = list(csv.DictReader(open(report / "results.csv")))
-    assert [r["architecture"] for r in rows] == ["PlainConvUNet", "KiUNet"]
-    for row in rows:
-        assert all(math.isfinite(float(row[f"dice_{label}"])) for label in ("large", "small", ))
-        assert math.isfinite(float(row["mean_dice"])) and float(row["cost_params"]) > 0
-        assert row["evaluated_on"] == "test set"
-    assert "| KiUNet |" in (report / "results.md").read_text() and "| KiUNet |" in first.stdout
-    assert (report / "dice.png").stat().st_size > 5_000 and (report / "profile.png").stat().st_size > 5_000
-    commands = (report / "commands.sh").read_text()
-    assert "nnUNetv2_train 502 2d 0 -p nnUNetCompare_KiUNet -tr nnUNetTrainerBudget -device cpu" in commands
-    state = json.loads((report / "state.json").read_text())
-
-    again = compare(nnunet, report, "--resume")
-    assert "train KiUNet: done earlier, skipped" in again.stdout
-    assert json.loads((report / "state.json").read_text())["done"]["train:KiUNet"] == state["done"]["train:KiUNet"]
-    assert (report / "commands.sh").read_text() == commands  # nothing was run again
-
-    refused = compare(nnunet, report, check=False)
-    assert refused.returncode == 2 and "pass --resume" in refused.stderr
+def compare_args(report: Path, *extra: str):
+    return ["compare", "-d", str(DATASET_2D), "-a", *ARCHITECTURES, "-c", "2d", "--folds", "0", "1",
+            "-gpu_memory_target", "0.1", "-o", str(report), "--max-parallel", "2", *BUDGET, *extra]
 
 
-def _broken_dataset(nnunet, dataset_id: int, drop: str):
+def wait_for(condition, timeout: float, what: str):
+    start = time.time()
+    while time.time() - start < timeout:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def training_pid(job_dir: Path):
+    """The pid of the nnUNetv2_train process that a job's runner started, once its epochs have begun."""
+    log = job_dir / "log.txt"
+    if not log.exists() or "Epoch 0" not in log.read_text():
+        return None
+    runner = json.loads((job_dir / "running.json").read_text())["pid"]
+    children = subprocess.run(["pgrep", "-P", str(runner)], capture_output=True, text=True).stdout.split()
+    return int(children[0]) if children else None
+
+
+def attempts(report: Path, job: str):
+    return json.loads((report / "state.json").read_text())["jobs"][job]["attempts"]
+
+
+def most_jobs_at_once(report: Path) -> int:
+    """The largest number of jobs whose run times (from their done-markers) overlap."""
+    intervals = []
+    for marker in (report / "jobs").glob("*/done.json"):
+        end = marker.stat().st_mtime
+        intervals.append((end - json.loads(marker.read_text())["seconds"], end))
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    running = best = 0
+    for _, change in events:
+        running += change
+        best = max(best, running)
+    return best
+
+
+def done_markers(report: Path):
+    return {p.parent.name: (p.stat().st_mtime_ns, p.read_text()) for p in (report / "jobs").glob("*/done.json")}
+
+
+@pytest.fixture(scope="module")
+def study(nnunet):
+    """The whole fault scenario, run once; the tests below read what it left."""
+    report = nnunet.root / "study_local"
+    sabotage = (nnunet.results / nnunet.raw_dataset(DATASET_2D).name /
+                "nnUNetTrainerBudget__nnUNetStudy_study_local_KiUNet__2d" / "fold_1")
+    sabotage.parent.mkdir(parents=True)
+    sabotage.write_text("a file where nnUNetv2_train needs its output folder: this training must fail")
+    driver = subprocess.Popen([str(BIN / "nnunet-archs"), *compare_args(report)], env=nnunet.env, cwd=nnunet.root,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    killed_job = report / "jobs" / "train_PlainConvUNet_fold1"
+    os.kill(wait_for(lambda: training_pid(killed_job), 400, "the training to start its epochs"), signal.SIGKILL)
+    wait_for(lambda: len(attempts(report, killed_job.name)) == 2, 120, "the killed training to be resubmitted")
+    driver.kill()  # the driver dies; the jobs it started do not
+    first_output = driver.communicate()[0]
+    finished_before = done_markers(report)
+
+    resumed = nnunet.run("nnunet-archs", *compare_args(report, "--resume"), check=False, timeout=900)
+    finished_after_resume = done_markers(report)
+    sabotage.unlink()
+    completed = nnunet.run("nnunet-archs", *compare_args(report, "--resume"), timeout=900)
+    return {"report": report, "first_output": first_output,
+            "finished_before": finished_before, "resumed": resumed, "finished_after_resume": finished_after_resume,
+            "completed": completed, "finished_at_end": done_markers(report)}
+
+
+def test_jobs_run_concurrently_and_a_killed_training_continues_with_dash_c(study):
+    report = study["report"]
+    assert most_jobs_at_once(report) == 2, study["first_output"]
+    tries = attempts(report, "train_PlainConvUNet_fold1")
+    assert [a["status"] for a in tries] == ["killed", "done"]
+    log = (report / "jobs" / "train_PlainConvUNet_fold1" / "log.txt").read_text()
+    assert "-tr nnUNetTrainerBudget -device cpu --c" in log and "exit status -9" in log
+
+
+def test_a_failed_training_stops_only_its_dependants_and_the_report_names_it(study):
+    resumed, report = study["resumed"], study["report"]
+    assert resumed.returncode == 1 and "train_KiUNet_fold1: exit status 1" in resumed.stderr, resumed.stderr
+    assert "evaluate_KiUNet_fold1: blocked" in resumed.stdout and "predict_test_KiUNet: blocked" in resumed.stdout
+    assert "train_PlainConvUNet_fold1" in study["finished_after_resume"]  # adopted from the killed driver
+    assert "jobs done earlier, not run again" in resumed.stdout
+    for job, marker in study["finished_before"].items():  # nothing that had finished ran again
+        assert study["finished_after_resume"][job] == marker, job
+
+
+def test_the_completed_study_has_every_per_case_row_a_report_and_plots(study, nnunet):
+    report = study["report"]
+    for job, marker in study["finished_after_resume"].items():
+        assert study["finished_at_end"][job] == marker, job
+    assert "Missing results" not in (report / "results.md").read_text()
+    rows = list(csv.DictReader(open(report / "per_case.csv")))
+    cells = {(r["architecture"], r["fold"], r["case"], r["label"], r["metric"]) for r in rows}
+    splits = json.loads((nnunet.preprocessed / nnunet.raw_dataset(DATASET_2D).name / "splits_final.json").read_text())
+    cases = {(str(f), c) for f in (0, 1) for c in splits[f]["val"]}
+    assert {(r["fold"], r["case"]) for r in rows} == cases
+    assert len(rows) == len(cells) == 2 * len(cases) * 2 * 3  # architectures x validation cases x labels x metrics
+    assert {r["fold"] for r in rows} == {"0", "1"} and {r["architecture"] for r in rows} == set(ARCHITECTURES)
+    test_rows = list(csv.DictReader(open(report / "per_case_test.csv")))
+    assert len(test_rows) == 2 * 2 * 2 * 3 and {r["fold"] for r in test_rows} == {"ensemble"}
+    results = (report / "results.md").read_text()
+    assert "| KiUNet |" in results and "Δ Dice vs PlainConvUNet" in results and "Rank stability (Dice)" in results
+    assert "KiUNet vs PlainConvUNet:" in results and "Labelled test set" in results and "| 64x64 |" in results
+    assert "\\toprule" in (report / "results.tex").read_text()
+    for plot in ("per_case_Dice.png", "per_case_HD95.png", "pareto_memory.png", "pareto_time.png"):
+        assert (report / plot).stat().st_size > 5_000, plot
+    assert "nnUNetv2_train 502 2d 0 -p nnUNetStudy_study_local_KiUNet -tr nnUNetTrainerBudget -device cpu" in \
+        (report / "commands.sh").read_text()
+
+
+def test_report_reproduces_the_numbers_from_per_case_csv(study, nnunet):
+    report = study["report"]
+    before = (report / "results.csv").read_text()
+    redrawn = nnunet.run("nnunet-archs", "report", str(report))
+    assert (report / "results.csv").read_text() == before and "| KiUNet |" in redrawn.stdout
+
+
+def test_resume_with_other_settings_is_refused(study, nnunet):
+    result = nnunet.run("nnunet-archs", *compare_args(study["report"], "--resume", "--seed", "1"), check=False)
+    assert result.returncode == 2 and "seed differ" in result.stderr, result.stderr
+
+
+def test_a_per_case_table_missing_columns_is_a_clear_error(study, nnunet, tmp_path):
     import shutil
-    folder = nnunet.raw / f"Dataset{dataset_id}_Broken{drop.replace('.', '')}"
-    shutil.copytree(nnunet.raw_dataset(DATASET_2D), folder)
-    target = folder / drop
-    if target.is_dir():
-        next(target.iterdir()).unlink()
-    else:
-        target.unlink()
-    return dataset_id
+    copy = tmp_path / "copy"
+    for name in ("study.json", "layout.json"):
+        (copy / name).parent.mkdir(exist_ok=True)
+        shutil.copy(study["report"] / name, copy / name)
+    layout = json.loads((copy / "layout.json").read_text())
+    layout["report"] = str(copy)
+    (copy / "layout.json").write_text(json.dumps(layout))
+    (copy / "per_case.csv").write_text("architecture,fold,case,label,value\nKiUNet,0,a,small,0.5\n")
+    result = nnunet.run("nnunet-archs", "report", str(copy), check=False)
+    assert result.returncode == 2 and "lacks column(s) ['metric']" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("arguments, message", [
     (["-a", "PlainConvUNet", "SwinUNETR"], "unknown architecture(s) ['SwinUNETR']"),
+    (["--metrics", "Dice", "Jaccard"], "unknown metric(s) ['Jaccard']; choose from ['Dice', 'NSD', 'HD95']"),
+    (["--baseline", "UIUNet"], "--baseline 'UIUNet' is not among the architectures"),
+    (["--folds", "0"], "--folds needs at least 2 folds"),
+    (["--folds", "0", "7"], "--folds must be distinct values out of [0, 1, 2, 3, 4]"),
+    (["--nsd-tolerance", "0"], "--nsd-tolerance must be > 0"),
     (["--epochs", "0"], "--epochs must be > 0"),
-    (["--minutes", "-1"], "--minutes must be > 0"),
-    (["--fold", "7"], "--fold must be one of 0, 1, 2, 3, 4, all"),
+    (["--slurm-time", "soon"], "--slurm-time must be minutes or [D-]HH:MM:SS"),
+    (["--slurm-option", "nodash"], "--slurm-option takes KEY=VALUE"),
 ])
-def test_compare_bad_arguments(nnunet, arguments, message):
-    result = nnunet.run("nnunet-archs", "compare", "-d", str(DATASET_2D), *arguments, "-o",
-                        str(nnunet.root / "never_written"), check=False)
-    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
-    assert not (nnunet.root / "never_written").exists()
+def test_bad_arguments_are_one_clear_message_before_anything_runs(tmp_path, monkeypatch, capsys, arguments, message):
+    for variable in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(variable, str(tmp_path))
+    report = tmp_path / "never_written"
+    assert main(["compare", "-d", "502", "-a", "PlainConvUNet", "KiUNet", "-o", str(report), *arguments]) == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error, error
+    assert not report.exists()
 
 
-@pytest.mark.parametrize("dataset_id, drop, message", [
-    (511, "dataset.json", "dataset.json"),
-    (512, "labelsTr", "labelsTr"),
-])
-def test_compare_checks_dataset_integrity_before_training(nnunet, dataset_id, drop, message):
-    _broken_dataset(nnunet, dataset_id, drop)
-    result = nnunet.run("nnunet-archs", "compare", "-d", str(dataset_id), "-o", str(nnunet.root / f"r{dataset_id}"),
-                        *BUDGET, check=False)
-    assert result.returncode == 2 and "integrity check" in result.stderr and message in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr
+def test_splits_that_disagree_with_the_folds_are_refused(nnunet):
+    dataset = nnunet.raw / "Dataset513_FewSplits"
+    import shutil
+    shutil.copytree(nnunet.raw_dataset(DATASET_2D), dataset)
+    preprocessed = nnunet.preprocessed / dataset.name
+    preprocessed.mkdir()
+    cases = sorted(p.name[:-len(".nii.gz")] for p in (dataset / "labelsTr").iterdir())
+    (preprocessed / "splits_final.json").write_text(json.dumps([{"train": cases[2:], "val": cases[:2]}] * 2))
+    result = nnunet.run("nnunet-archs", "compare", "-d", "513", "--folds", "0", "1", "2", "-o",
+                        str(nnunet.root / "r513"), check=False)
+    assert result.returncode == 2 and "defines 2 fold(s) (0-1); the requested folds [2]" in result.stderr
+    assert not (nnunet.root / "r513").exists()
+
+
+def test_an_existing_report_folder_needs_resume_or_overwrite(nnunet):
+    folder = nnunet.root / "occupied"
+    folder.mkdir()
+    (folder / "mine.txt").write_text("keep")
+    result = nnunet.run("nnunet-archs", "compare", "-d", str(DATASET_2D), "-c", "2d", "--folds", "0", "1", "-o",
+                        str(folder), check=False)
+    assert result.returncode == 2 and "pass --resume" in result.stderr
+    assert (folder / "mine.txt").read_text() == "keep"

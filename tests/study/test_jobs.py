@@ -1,0 +1,86 @@
+"""The study's job graph is a pure function of the study and a few disk facts: test it without running anything."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nnunet_archs.study.jobs import StudyLayout, build_jobs
+from nnunet_archs.study.spec import Budget, StudySpec
+
+
+def layout(tmp_path: Path, test_set: bool) -> StudyLayout:
+    raw = tmp_path / "raw" / "Dataset501_X"
+    for folder in (["imagesTs", "labelsTs"] if test_set else []):
+        (raw / folder).mkdir(parents=True)
+    return StudyLayout(raw, tmp_path / "pre" / raw.name, tmp_path / "results", tmp_path / "report")
+
+
+def spec(**overrides) -> StudySpec:
+    arguments = dict(dataset_id=501, architectures=["PlainConvUNet", "KiUNet"], configuration="3d_fullres",
+                     folds=[0, 1], budget=Budget(epochs=2), study_id="s")
+    return StudySpec(**{**arguments, **overrides})
+
+
+PLANNERS = {"PlainConvUNet": "nnUNetPlannerPlainConvUNetM", "KiUNet": "nnUNetPlannerKiUNetM",
+            "UIUNet": "nnUNetPlannerUIUNetM"}
+
+
+def test_graph_of_a_cross_validated_study_with_a_test_set(tmp_path):
+    jobs = build_jobs(spec(), layout(tmp_path, True), PLANNERS)
+    names = [j.name for j in jobs]
+    assert names.count("preprocess_nnUNetPlans_3d_fullres") == 1  # shared data, preprocessed once
+    by_name = {j.name: j for j in jobs}
+    assert set(n for n in names if n.startswith("train_")) == {f"train_{a}_fold{f}" for a in ("PlainConvUNet", "KiUNet")
+                                                               for f in (0, 1)}
+    train = by_name["train_KiUNet_fold1"]
+    assert train.deps == ["preprocess_nnUNetPlans_3d_fullres", "splits"] and train.resumable
+    assert train.command[1:] == ["501", "3d_fullres", "1", "-p", "nnUNetStudy_s_KiUNet", "-tr", "nnUNetTrainerBudget",
+                                 "-device", "cpu"]
+    assert train.env["NNUNET_ARCHS_EPOCHS"] == "2" and train.env["nnUNet_compile"] == "f"
+    assert by_name["predict_test_KiUNet"].deps == ["train_KiUNet_fold0", "train_KiUNet_fold1"]
+    assert "0" in by_name["predict_test_KiUNet"].command and "1" in by_name["predict_test_KiUNet"].command
+    assert by_name["evaluate_KiUNet_fold0"].deps == ["train_KiUNet_fold0"]
+    for job in jobs:  # every dependency comes earlier in the list
+        assert all(names.index(d) < names.index(job.name) for d in job.deps), job.name
+
+
+def test_existing_preprocessed_data_is_not_preprocessed_again_and_no_test_set_means_no_test_jobs(tmp_path):
+    jobs = build_jobs(spec(), layout(tmp_path, False), PLANNERS, preprocessed_identifiers={"nnUNetPlans_3d_fullres"})
+    names = [j.name for j in jobs]
+    assert not any(n.startswith(("preprocess", "predict", "evaluate_test")) for n in names)
+    assert {j.name: j for j in jobs}["train_KiUNet_fold0"].deps == ["plan_KiUNet", "splits"]
+
+
+def test_lowres_data_is_per_plans_and_cuda_compiles_by_default(tmp_path):
+    jobs = build_jobs(spec(configuration="3d_lowres", device="cuda"), layout(tmp_path, False), PLANNERS)
+    names = [j.name for j in jobs]
+    assert "preprocess_nnUNetStudy_s_KiUNet_3d_lowres" in names and "preprocess_nnUNetStudy_s_PlainConvUNet_3d_lowres" \
+        in names
+    train = {j.name: j for j in jobs}["train_KiUNet_fold0"]
+    assert train.env["nnUNet_compile"] == "t" and train.gpus == 1 and "nnUNet_n_proc_DA" not in train.env
+    no_compile = build_jobs(spec(device="cuda", compile=False), layout(tmp_path, False), PLANNERS)
+    assert {j.name: j for j in no_compile}["train_KiUNet_fold0"].env["nnUNet_compile"] == "f"
+
+
+def test_multi_gpu_trainings_with_seed_003s_batch_configuration(tmp_path):
+    jobs = {j.name: j for j in build_jobs(spec(device="cuda", num_gpus=4, scale_batch=True), layout(tmp_path, True),
+                                          PLANNERS)}
+    configure = jobs["configure_KiUNet"]
+    assert configure.command[1:] == ["add_configuration", "-d", "501", "-plans_name", "nnUNetStudy_s_KiUNet", "-c",
+                                     "3d_fullres", "--name", "3d_fullres_4gpus", "--batch-multiplier", "4"]
+    train = jobs["train_KiUNet_fold0"]
+    assert train.command[2] == "3d_fullres_4gpus" and train.command[-2:] == ["-num_gpus", "4"] and train.gpus == 4
+    assert "configure_KiUNet" in train.deps and jobs["predict_test_KiUNet"].gpus == 1
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(baseline="UIUNet"), "is not among the architectures"),
+    (dict(metrics=["Dice", "IoU"]), "unknown metric(s) ['IoU']"),
+    (dict(folds=[0, 0]), "--folds must be distinct"),
+    (dict(num_gpus=2), "--num-gpus 2 needs -device cuda"),
+    (dict(device="cuda", scale_batch=True), "--scale-batch multiplies the batch by --num-gpus"),
+])
+def test_invalid_studies_are_rejected(overrides, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        spec(**overrides)
