@@ -31,6 +31,7 @@ class Submission:
     env: Dict[str, str]
     attempt: int
     gpus: int = 0  # the GPUs it asks for (local jobs get theirs through CUDA_VISIBLE_DEVICES in env)
+    training: bool = False
 
 
 @dataclass
@@ -89,12 +90,13 @@ class SubmititExecutor:
         return parameters
 
     def submit(self, submissions: List[Submission]) -> List[str]:
-        """Submit attempts; those that ask for the same resources go out together (a job array on SLURM)."""
+        """Submit attempts; trainings that ask for the same resources go out together (on SLURM one job array,
+        throttled to ``max_parallel`` running tasks), and so do the other jobs."""
         ids: List[Optional[str]] = [None] * len(submissions)
-        groups: Dict[int, List[int]] = {}
+        groups: Dict[tuple, List[int]] = {}
         for i, submission in enumerate(submissions):
-            groups.setdefault(submission.gpus, []).append(i)
-        for gpus, members in groups.items():
+            groups.setdefault((submission.gpus, submission.training), []).append(i)
+        for (gpus, _), members in groups.items():
             self.executor.update_parameters(**self._parameters(gpus))
             with self.executor.batch():
                 jobs = [self.executor.submit(run_job, str(submissions[i].job_dir), submissions[i].command,

@@ -104,10 +104,12 @@ class Scheduler:
         (folder / FAILED).unlink(missing_ok=True)
         (folder / "job.json").write_text(json.dumps({"name": job.name, "kind": job.kind, "command": command,
                                                      "env": env, "deps": job.deps}, indent=1))
-        return Submission(folder, command, env, len(attempts) + 1, job.gpus)
+        return Submission(folder, command, env, len(attempts) + 1, job.gpus, job.kind == "train")
 
     def _submit(self, ready: List[Job]) -> int:
-        free_slots = self.max_parallel - sum(
+        # locally at most max_parallel jobs run; a cluster queues whatever is ready and throttles the trainings'
+        # job array itself
+        free_slots = len(ready) if self.executor.kind == "slurm" else self.max_parallel - sum(
             1 for record in self.state["jobs"].values() if record["attempts"]
             and record["attempts"][-1]["status"] == "submitted")
         chosen, gpu_plan = [], []

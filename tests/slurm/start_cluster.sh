@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start a one-node SLURM cluster on this machine for the SLURM tests (tests/slurm/test_slurm_compare.py).
+# Start a one-node SLURM cluster on this machine for the SLURM tests (tests/integration/test_compare_slurm.py).
 # Uses a cluster that answers already; otherwise, as root: installs Debian's slurm-wlm and munge when missing,
 # writes a one-node slurm.conf for this host (its real CPU count and memory), starts munged, slurmctld and slurmd
 # directly (no systemd) and waits until sinfo shows the node idle. Exits non-zero, saying why, when it cannot;

@@ -14,7 +14,7 @@ import pytest
 from tests.integration.conftest import BIN, DATASET_2D
 from tests.integration.test_compare import attempts, wait_for
 
-START_CLUSTER = Path(__file__).parent / "start_cluster.sh"
+START_CLUSTER = Path(__file__).parents[1] / "slurm" / "start_cluster.sh"
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,8 @@ def test_compare_on_slurm_with_a_cancelled_training(nnunet, cluster):
     assert scontrol_state(cancelled) == "CANCELLED"
 
     trainings = [report / "jobs" / f"train_{a}_fold{f}" for a in ("PlainConvUNet", "KiUNet") for f in (0, 1)]
+    first_ids = [attempts(report, job.name)[0]["job_id"] for job in trainings]
+    assert all("_" in i for i in first_ids) and len({i.split("_")[0] for i in first_ids}) == 1, first_ids  # one array
     for job in trainings:
         done = json.loads((job / "done.json").read_text())
         assert done["slurm_job_id"], job  # ran inside a SLURM allocation
