@@ -179,6 +179,7 @@ class Calibration:
 
     class_path: str
     kwargs: dict
+    feature_scale: float
     precision: str
     device: str
     points: List[Point]
@@ -203,7 +204,8 @@ class Calibration:
     @classmethod
     def from_json(cls, data: dict) -> "Calibration":
         fit_entry = data["fit"]
-        return cls(class_path=data["class_path"], kwargs=data["kwargs"], precision=data["precision"],
+        return cls(class_path=data["class_path"], kwargs=data["kwargs"], feature_scale=float(data["feature_scale"]),
+                   precision=data["precision"],
                    device=data["device"], points=[Point(**p) for p in data["points"]],
                    estimate_per_byte=float(fit_entry["estimate_per_byte"]),
                    model=ActivationModel(**fit_entry["model"]) if fit_entry["model"] else None,
@@ -234,16 +236,19 @@ class Calibration:
     def check_matches(self, variant: ArchitectureVariant, path: Path) -> None:
         """Refuse a calibration of another class, other keyword overrides, other source or other versions of
         the packages that did the measuring: all of them change the memory the network holds."""
-        found = {"class": self.class_path, "--kwargs": self.kwargs, "source (SHA-256 of the class's file)":
-                 self.source_sha256, **{n: self.versions.get(n) for n in MEASURING_PACKAGES}}
-        now = {"class": variant.class_path, "--kwargs": variant.kwargs, "source (SHA-256 of the class's file)":
-               source_hash(variant.class_path), **{n: package_versions()[n] for n in MEASURING_PACKAGES}}
+        found = {"class": self.class_path, "--kwargs": self.kwargs, "feature scale": self.feature_scale,
+                 "source (SHA-256 of the class's file)": self.source_sha256,
+                 **{n: self.versions.get(n) for n in MEASURING_PACKAGES}}
+        now = {"class": variant.class_path, "--kwargs": variant.kwargs, "feature scale": variant.feature_scale,
+               "source (SHA-256 of the class's file)": source_hash(variant.class_path),
+               **{n: package_versions()[n] for n in MEASURING_PACKAGES}}
         differences = [f"{name}: {found[name]!r} in the file, {now[name]!r} now" for name in found
                        if found[name] != now[name]]
         if differences:
+            kwargs = f" --kwargs '{json.dumps(variant.kwargs)}'" if variant.kwargs else ""
             raise CalibrationError(f"calibration file {path} does not fit {variant.class_path} as used now ("
                                    f"{'; '.join(differences)}); recalibrate: nnunet-archs calibrate "
-                                   f"{variant.class_path} -o {path} --overwrite")
+                                   f"{variant.class_path}{kwargs} -o {path} --overwrite")
 
 
 def calibrate(variant: ArchitectureVariant, records: Sequence[PlansRecord], bottlenecks: Sequence[int] = (2, 4),
@@ -260,5 +265,5 @@ def calibrate(variant: ArchitectureVariant, records: Sequence[PlansRecord], bott
     if not math.isfinite(factor) or factor <= 0:
         raise ValueError(f"{variant.class_path}.compute_conv_feature_map_size gave {factor} per measured byte; it "
                          f"must return a positive element count")
-    return Calibration(variant.class_path, dict(variant.kwargs), precision, device, points, factor, model,
-                       residuals, source_sha256=source_hash(variant.class_path))
+    return Calibration(variant.class_path, dict(variant.kwargs), variant.feature_scale, precision, device, points,
+                       factor, model, residuals, source_sha256=source_hash(variant.class_path))

@@ -65,7 +65,8 @@ def find_planner(name: str, args: Optional[argparse.Namespace] = None):
         except ValueError as error:
             raise UsageError(str(error))
     if custom_options:
-        raise UsageError(f"{', '.join(custom_options)} only apply to -pl {CUSTOM_PLANNER}, not {name}")
+        raise UsageError(f"{', '.join(custom_options)} {'is' if len(custom_options) == 1 else 'are'} only for -pl "
+                         f"{CUSTOM_PLANNER}, not {name}")
     if name in PLANNERS:
         return PLANNERS[name]
     import nnunetv2
@@ -205,7 +206,11 @@ def check(args: argparse.Namespace) -> bool:
         print(result.line(), flush=True)
         results.append(result)
     failed = [r.name for r in results if r.status.name == "FAIL"]
-    print(f"{len(failed)} check(s) failed: {', '.join(failed)}" if failed else "All checks passed.")
+    warned = [r.name for r in results if r.status.name == "WARN"]
+    if failed:
+        print(f"{len(failed)} check(s) failed: {', '.join(failed)}")
+    else:
+        print(f"No check failed{'; warnings: ' + ', '.join(warned) if warned else ''}.")
     return passed(results)
 
 
@@ -238,7 +243,9 @@ def calibrate(args: argparse.Namespace) -> None:
     if result.model is None:
         print(f"Estimate per byte: {result.estimate_per_byte:.3f}x ResidualEncoderUNet's")
     else:
-        print(f"No compute_conv_feature_map_size: fitted {result.model}")
+        print(f"No compute_conv_feature_map_size; fitted memory model, in ResidualEncoderUNet's estimate units: "
+              f"{result.model.feature_volume:.3g} x sum over stages of voxels x features + "
+              f"{result.model.voxels:.3g} x patch voxels")
     print("Residuals (predicted / measured bytes - 1): " + ", ".join(f"{r:+.1%}" for r in result.residuals))
     result.save(output)
     kwargs = f" --kwargs '{args.kwargs}'" if args.kwargs else ""
@@ -330,6 +337,8 @@ def list_everything() -> None:
     for name, planner in PLANNERS.items():
         print(f"  {name:<30} {planner.variant.name} for {planner.preset_gb:g} GB -> plans "
               f"{planner.default_plans_name}")
+    print("  nnUNetPlannerCustom            any network: --network NAME_OR_IMPORT_PATH [--kwargs JSON] "
+          "[--calibration FILE] [-preset M|L|XL]")
     print("  ... and nnU-Net's own: " + ", ".join(nnunet_planner_names()))
     print("Trainers (-tr, with nnUNet_extTrainer=$(nnunet-archs trainers-path)):")
     for name, spec in TRAINERS.items():

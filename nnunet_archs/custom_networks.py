@@ -73,7 +73,7 @@ def check_keywords(cls: type, kwargs: dict) -> None:
     unknown = sorted(set(kwargs) - set(parameters))
     if unknown:
         accepted = [name for name in parameters if name != "self"]
-        raise NetworkError(f"--kwargs {unknown} {'is' if len(unknown) == 1 else 'are'} not parameters of "
+        raise NetworkError(f"--kwargs {unknown}: {'not a parameter' if len(unknown) == 1 else 'not parameters'} of "
                            f"{cls.__name__}; it takes {accepted}")
 
 
