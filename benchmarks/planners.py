@@ -9,6 +9,11 @@ reduced patch of the same topology, scaled by the estimate ratio (marked "extrap
 ResEnc preset's figures at the same target; the goal is a memory/target ratio within +-15 % of ResEnc's.
 
     python benchmarks/planners.py [--presets M L XL] [--fingerprints isotropic anisotropic] [--measure-up-to-gb 3]
+
+With --agreement it prints instead what nnU-Net's own planners and ``-pl nnUNetPlannerCustom`` plan for the same
+network on the same fingerprints (2d and 3d_fullres patch and batch): ResidualEncoderUNet against the ResEnc
+presets, PlainConvUNet against nnU-Net's default planner at the preset's memory. Networks for the estimates are
+built on the meta device (the plans do not depend on weights).
 """
 from __future__ import annotations
 
@@ -62,14 +67,45 @@ def activation_bytes_per_sample(architecture: dict, patch, measure_up_to_gb: flo
     return measured * estimate / float(net.compute_conv_feature_map_size(reduced)), estimate, "extrapolated"
 
 
+def planned(dataset_id: int, planner, target: float, name: str) -> dict:
+    """configuration -> "patch, batch" for 2d and 3d_fullres."""
+    with torch.device("meta"):
+        plans, _ = plan_experiment_dataset(dataset_id, planner, target, overwrite_plans_name=name)
+    return {c: f"{'x'.join(map(str, plans['configurations'][c]['patch_size']))}, "
+               f"{plans['configurations'][c]['batch_size']}" for c in ("3d_fullres", "2d")}
+
+
+def agreement(presets, fingerprints) -> None:
+    from nnunet_archs.planning.custom import custom_planner
+    print(f"# {time.strftime('%Y-%m-%d')}, nnU-Net's planner vs -pl nnUNetPlannerCustom (patch, batch)\n")
+    print("| fingerprint | preset | network | nnU-Net's planner | 3d_fullres | custom 3d_fullres | 2d | custom 2d "
+          "| same |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for dataset_id, fingerprint in enumerate(fingerprints, start=601):
+        make_dataset(dataset_id, *FINGERPRINTS[fingerprint])
+        for preset in presets:
+            gb = RESENC_PRESETS[preset][0]
+            for network, nnunet_planner in (("ResEncUNet", f"nnUNetPlannerResEnc{preset}"),
+                                            ("PlainConvUNet", "ExperimentPlanner")):
+                theirs = planned(dataset_id, find_planner(nnunet_planner), gb, f"agree_{nnunet_planner}_{preset}")
+                ours = planned(dataset_id, custom_planner(network, preset=preset), gb, f"agree_{network}_{preset}")
+                print(f"| {fingerprint} | {preset} ({gb} GB) | {network} | {nnunet_planner} | {theirs['3d_fullres']} "
+                      f"| {ours['3d_fullres']} | {theirs['2d']} | {ours['2d']} | "
+                      f"{'yes' if theirs == ours else 'no'} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=list(RESENC_PRESETS), choices=list(RESENC_PRESETS))
     parser.add_argument("--fingerprints", nargs="+", default=list(FINGERPRINTS), choices=list(FINGERPRINTS))
     parser.add_argument("--measure-up-to-gb", type=float, default=3.0,
                         help="measure at the planned patch when one sample's activations fit in this many GB")
+    parser.add_argument("--agreement", action="store_true", help="compare nnU-Net's planners with nnUNetPlannerCustom")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    if args.agreement:
+        agreement(args.presets, args.fingerprints)
+        return
     print(f"# {time.strftime('%Y-%m-%d')}, torch {torch.__version__}, CPU, fp32 saved-activation bytes\n")
     print("| fingerprint | preset | planner | patch | batch | estimate/sample (M) | activations (GB) | how "
           "| activations/target | vs ResEnc |")

@@ -53,8 +53,25 @@ def nnunet_planner_names() -> List[str]:
     return sorted(subclasses(ExperimentPlanner) - set(PLANNERS) - {ArchitecturePresetPlanner.__name__})
 
 
-def find_planner(name: str):
+def find_planner(name: str, args: Optional[argparse.Namespace] = None):
+    """A planner class by name; ``nnUNetPlannerCustom`` is made from ``args`` (--network, --kwargs,
+    --calibration, -preset, -gpu_memory_target)."""
+    from nnunet_archs.planning.custom import CUSTOM_PLANNER, custom_planner
     from nnunet_archs.planning.planners import PLANNERS
+    custom_options = [f for f, v in (("--network", "network"), ("--kwargs", "kwargs"),
+                                     ("--calibration", "calibration"), ("-preset", "preset"))
+                      if getattr(args, v, None) is not None]
+    if name == CUSTOM_PLANNER:
+        if getattr(args, "network", None) is None:
+            raise UsageError(f"-pl {CUSTOM_PLANNER} needs --network: an architecture name (nnunet-archs list) or an "
+                             f"import path such as my_package.nets.MyUNet")
+        try:
+            return custom_planner(args.network, args.kwargs, args.calibration, args.preset, args.gpu_memory_target)
+        except ValueError as error:
+            raise UsageError(str(error))
+    if custom_options:
+        raise UsageError(f"{', '.join(custom_options)} {'is' if len(custom_options) == 1 else 'are'} only for -pl "
+                         f"{CUSTOM_PLANNER}, not {name}")
     if name in PLANNERS:
         return PLANNERS[name]
     import nnunetv2
@@ -62,8 +79,8 @@ def find_planner(name: str):
     planner = recursive_find_python_class(os.path.join(nnunetv2.__path__[0], "experiment_planning"), name,
                                           current_module="nnunetv2.experiment_planning")
     if planner is None:
-        raise UsageError(f"unknown planner {name!r}; choose one of nnunet-archs' {sorted(PLANNERS)} or nnU-Net's "
-                         f"{nnunet_planner_names()}")
+        raise UsageError(f"unknown planner {name!r}; choose one of nnunet-archs' {sorted(PLANNERS)}, "
+                         f"{CUSTOM_PLANNER} (any network, with --network) or nnU-Net's {nnunet_planner_names()}")
     return planner
 
 
@@ -119,7 +136,7 @@ def plan(args: argparse.Namespace, preprocess: bool) -> None:
     if os.environ.get("nnUNet_n_proc_DA") == "0":
         # nnU-Net's planner calls torch.set_num_threads(nnUNet_n_proc_DA), which rejects 0 (a training setting)
         os.environ["nnUNet_n_proc_DA"] = "1"
-    planner = find_planner(args.pl)
+    planner = find_planner(args.pl, args)
     name = dataset_name(args.d)
     from nnunetv2.experiment_planning.plan_and_preprocess_api import (extract_fingerprint_dataset,
                                                                       plan_experiment_dataset, preprocess_dataset)
@@ -144,15 +161,101 @@ def plan(args: argparse.Namespace, preprocess: bool) -> None:
 
 
 def profile_record(args: argparse.Namespace):
-    from nnunet_archs.real_plans import ANISOTROPIC_3D, PlansRecord, find_record
+    from nnunet_archs.real_plans import ANISOTROPIC_3D, find_record
     if args.plans is None:
         return find_record(args.builtin or ANISOTROPIC_3D)
-    plans = load_plans(args.plans)
-    dataset_json = args.plans.parent / "dataset.json"
+    return plans_file_record(args.plans, args.configuration)
+
+
+def plans_file_record(path: Path, configuration: str):
+    """One configuration of a plans file, with channels and labels from the dataset.json beside it."""
+    from nnunet_archs.real_plans import PlansRecord
+    plans = load_plans(path)
+    dataset_json = path.parent / "dataset.json"
     if not dataset_json.exists():
-        raise UsageError(f"{dataset_json} not found: profile reads the channel and label count from the "
-                         f"dataset.json beside the plans file (as in nnUNet_preprocessed/DatasetXXX)")
-    return PlansRecord.from_plans_file(plans, args.plans.stem, args.configuration, json.loads(dataset_json.read_text()))
+        raise UsageError(f"{dataset_json} not found: the channel and label count are read from the dataset.json "
+                         f"beside the plans file (as in nnUNet_preprocessed/DatasetXXX)")
+    return PlansRecord.from_plans_file(plans, path.stem, configuration, json.loads(dataset_json.read_text()))
+
+
+def contract_records(args: argparse.Namespace):
+    """The real configurations check and calibrate use: --plans/-c, --builtin IDs, or the built-in three."""
+    from nnunet_archs.real_plans import find_record, showcase_records
+    if args.plans is not None:
+        return [plans_file_record(args.plans, args.configuration)]
+    return [find_record(i) for i in args.builtin] if args.builtin else showcase_records()
+
+
+def network_variant(args: argparse.Namespace):
+    from nnunet_archs.custom_networks import resolve_network
+    try:
+        return resolve_network(args.network, args.kwargs)
+    except ValueError as error:
+        raise UsageError(str(error))
+
+
+def check(args: argparse.Namespace) -> bool:
+    from nnunet_archs.contract.suite import default_cases, passed, run_contract
+    if args.random < 0:
+        raise UsageError(f"--random must be >= 0, got {args.random}")
+    variant = network_variant(args)
+    try:
+        records = contract_records(args)
+    except ValueError as error:
+        raise UsageError(str(error))
+    cases = default_cases(records, args.random)
+    print(f"Checking {variant.class_path}{f' with {variant.kwargs}' if variant.kwargs else ''} on "
+          f"{len(records)} plans configuration(s) and {args.random} random one(s):")
+    results = []
+    for result in run_contract(variant, cases, records, with_ddp=args.ddp):
+        print(result.line(), flush=True)
+        results.append(result)
+    failed = [r.name for r in results if r.status.name == "FAIL"]
+    warned = [r.name for r in results if r.status.name == "WARN"]
+    if failed:
+        print(f"{len(failed)} check(s) failed: {', '.join(failed)}")
+    else:
+        print(f"No check failed{'; warnings: ' + ', '.join(warned) if warned else ''}.")
+    return passed(results)
+
+
+def calibrate(args: argparse.Namespace) -> None:
+    from nnunet_archs.calibration import calibrate as run_calibration
+    variant = network_variant(args)
+    if args.device.startswith("cuda") and not __import__("torch").cuda.is_available():
+        raise UsageError("--device cuda was given but no CUDA GPU is available")
+    if any(b < 1 for b in args.bottlenecks):
+        raise UsageError(f"--bottlenecks must be >= 1 voxel, got {args.bottlenecks}")
+    output = args.output or Path(f"calibration_{variant.name}.json")
+    if output.exists() and not args.overwrite:
+        raise UsageError(f"{output} exists; choose another -o or pass --overwrite")
+    try:
+        records = contract_records(args)
+    except ValueError as error:
+        raise UsageError(str(error))
+    print(f"Calibrating {variant.class_path} against ResidualEncoderUNet ({args.precision}, {args.device}):")
+    print("| configuration | patch | bytes/sample (MB) | ResEnc (MB) | estimate (M) | measured |")
+    print("|---|---|---:|---:|---:|---|")
+
+    def progress(point) -> None:
+        estimate = f"{point.estimate / 1e6:.1f}" if point.estimate is not None else "-"
+        print(f"| {point.configuration} | {'x'.join(map(str, point.patch))} | {point.bytes / 1e6:.1f} | "
+              f"{point.reference_bytes / 1e6:.1f} | {estimate} | {point.how} |", flush=True)
+    try:
+        result = run_calibration(variant, records, args.bottlenecks, args.precision, args.device, progress)
+    except ValueError as error:
+        raise UsageError(str(error))
+    if result.model is None:
+        print(f"Estimate per byte: {result.estimate_per_byte:.3f}x ResidualEncoderUNet's")
+    else:
+        print(f"No compute_conv_feature_map_size; fitted memory model, in ResidualEncoderUNet's estimate units: "
+              f"{result.model.feature_volume:.3g} x sum over stages of voxels x features + "
+              f"{result.model.voxels:.3g} x patch voxels")
+    print("Residuals (predicted / measured bytes - 1): " + ", ".join(f"{r:+.1%}" for r in result.residuals))
+    result.save(output)
+    kwargs = f" --kwargs '{args.kwargs}'" if args.kwargs else ""
+    print(f"Written: {output}\nPlan with: nnunet-archs plan_experiment -d ID -pl nnUNetPlannerCustom --network "
+          f"{args.network}{kwargs} --calibration {output}")
 
 
 def profile(args: argparse.Namespace) -> None:
@@ -357,6 +460,8 @@ def list_everything() -> None:
     for name, planner in PLANNERS.items():
         print(f"  {name:<30} {planner.variant.name} for {planner.preset_gb:g} GB -> plans "
               f"{planner.default_plans_name}")
+    print("  nnUNetPlannerCustom            any network: --network NAME_OR_IMPORT_PATH [--kwargs JSON] "
+          "[--calibration FILE] [-preset M|L|XL]")
     print("  ... and nnU-Net's own: " + ", ".join(nnunet_planner_names()))
     print("Trainers (-tr, with nnUNet_extTrainer=$(nnunet-archs trainers-path)):")
     for name, spec in TRAINERS.items():
@@ -381,8 +486,17 @@ def build_parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=description, description=description)
         command.add_argument("-d", type=int, required=True, help="dataset id")
         command.add_argument("-pl", default="ExperimentPlanner",
-                             help="planner: ours (nnUNetPlannerKiUNetM/L/XL, nnUNetPlannerUIUNetM/L/XL) or nnU-Net's")
+                             help="planner: ours (nnUNetPlannerKiUNetM/L/XL, nnUNetPlannerUIUNetM/L/XL), "
+                                  "nnUNetPlannerCustom (any network: --network) or nnU-Net's")
         command.add_argument("-gpu_memory_target", type=float, default=None, help="GPU memory target in GB")
+        command.add_argument("--network", default=None, help="nnUNetPlannerCustom: an architecture name (see "
+                             "list) or the import path of a network class")
+        command.add_argument("--kwargs", default=None, help="nnUNetPlannerCustom: JSON object of keyword "
+                             "overrides for the network, recorded in the plans' arch_kwargs")
+        command.add_argument("--calibration", type=Path, default=None, help="nnUNetPlannerCustom: the file "
+                             "nnunet-archs calibrate wrote (not needed for the built-in architectures)")
+        command.add_argument("-preset", default=None, help="nnUNetPlannerCustom: M, L or XL, the ResEnc preset "
+                             "whose memory to fill (default: the one nearest -gpu_memory_target, else M)")
         command.add_argument("-overwrite_plans_name", default=None, help="name of the plans file to write")
         command.add_argument("--overwrite_existing_plans", action="store_true",
                              help="allow replacing a plans file that another planner wrote")
@@ -502,6 +616,32 @@ def build_parser() -> argparse.ArgumentParser:
                       help="folder for the dataset, nnU-Net's folders and the report")
     demo.add_argument("--resume", action="store_true")
     demo.add_argument("--overwrite", action="store_true")
+    for name, description in (("check", "run nnU-Net's network contract on any network class: one line per check "
+                                        "with the fix; exit status 1 if one fails"),
+                              ("calibrate", "measure a network's activation memory against ResidualEncoderUNet "
+                                            "and write the calibration file nnUNetPlannerCustom reads")):
+        command = commands.add_parser(name, help=description, description=description)
+        command.add_argument("network", help="an architecture name (see list) or the import path of a network "
+                             "class taking nnU-Net's PlainConvUNet keywords, e.g. my_package.nets.MyUNet")
+        command.add_argument("--kwargs", default=None, help="JSON object of keyword overrides, e.g. "
+                             "'{\"pool_type\": \"max\"}'")
+        source = command.add_mutually_exclusive_group()
+        source.add_argument("--plans", type=Path, help="use this plans file's configuration (-c) instead of the "
+                            "built-in 2D, isotropic and anisotropic 3D ones (dataset.json is read beside it)")
+        source.add_argument("--builtin", nargs="+", default=None, help="built-in configuration ids (see list)")
+        command.add_argument("-c", "--configuration", default="3d_fullres", help="configuration in --plans")
+        if name == "check":
+            command.add_argument("--random", type=int, default=8, help="random valid configurations to add")
+            command.add_argument("--ddp", action="store_true", help="also train 2 processes with DDP (gloo)")
+        else:
+            command.add_argument("--bottlenecks", type=int, nargs="+", default=[2, 4],
+                                 help="patch sizes, as voxels per axis at the lowest resolution")
+            command.add_argument("--precision", choices=["autocast", "fp32"], default="autocast",
+                                 help="autocast: as nnU-Net trains (fp16 on CUDA, bf16 on CPU)")
+            command.add_argument("--device", default="cpu", help="cpu (saved tensors) or cuda (allocator peak)")
+            command.add_argument("-o", "--output", type=Path, default=None,
+                                 help="calibration file (default: calibration_<class name>.json)")
+            command.add_argument("--overwrite", action="store_true", help="replace an existing calibration file")
     commands.add_parser("trainers-path", help="print the folder to put in nnUNet_extTrainer")
     commands.add_parser("list", help="list architectures, planners, trainers and presets")
     showcase = commands.add_parser("showcase", help="DynamicKiUNet next to PlainConvUNet on real nnU-Net "
@@ -520,6 +660,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             plan(args, preprocess=args.command == "plan_and_preprocess")
         elif args.command == "profile":
             profile(args)
+        elif args.command == "check":
+            if not check(args):
+                return 1
+        elif args.command == "calibrate":
+            calibrate(args)
         elif args.command == "compare":
             compare(args)
         elif args.command == "report":

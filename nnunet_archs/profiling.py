@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -20,39 +20,66 @@ def _loss(output) -> torch.Tensor:
     return sum(o.float().mean() for o in outputs)
 
 
-def activation_bytes(net: nn.Module, x: torch.Tensor) -> int:
+def activation_bytes(net: nn.Module, x: torch.Tensor, autocast_dtype: Optional[torch.dtype] = None) -> int:
     """Activation memory of one training step: saved tensors on CPU, the CUDA allocator's peak on a GPU."""
     if not x.is_cuda:
-        return saved_activation_bytes(net, x)
+        return saved_activation_bytes(net, x, autocast_dtype)
     net.zero_grad(set_to_none=True)
     torch.cuda.synchronize()
     baseline = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
-    _loss(net(x)).backward()
+    with _autocast(x, autocast_dtype):
+        output = net(x)
+    _loss(output).backward()
     torch.cuda.synchronize()
     return torch.cuda.max_memory_allocated() - baseline
 
 
-def saved_activation_bytes(net: nn.Module, x: torch.Tensor) -> int:
+def _autocast(x: torch.Tensor, dtype: Optional[torch.dtype]):
+    return torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def saved_activation_bytes(net: nn.Module, x: torch.Tensor, autocast_dtype: Optional[torch.dtype] = None) -> int:
     """Bytes of the distinct tensors autograd keeps for backward during one training-mode forward.
 
     This is the activation memory a training step holds at its peak (parameters excluded), measured on any
-    device, so CPU runs can be compared with the planner's GPU-calibrated estimate.
+    device, so CPU runs can be compared with the planner's GPU-calibrated estimate. With ``autocast_dtype`` the
+    forward runs under autocast, as nnU-Net trains (fp16 on CUDA; bf16 is the CPU stand-in); the low-precision
+    copies autocast makes of the parameters are not counted: they do not grow with the patch.
     """
-    parameter_storages = {p.untyped_storage().data_ptr() for p in net.parameters()}
+    parameters = {id(p) for p in net.parameters()}
+    parameter_storages = {p.untyped_storage()._cdata for p in net.parameters()}
     seen: Dict[int, int] = {}
 
+    def is_parameter_copy(t: torch.Tensor) -> bool:
+        sources = t.grad_fn.next_functions if t.grad_fn is not None else ()
+        return len(sources) == 1 and id(getattr(sources[0][0], "variable", None)) in parameters
+
     def pack(t: torch.Tensor):
+        # storages are told apart by their C++ object, which FakeTensors (fake_saved_activation_bytes) also have
         storage = t.untyped_storage()
-        if storage.data_ptr() not in parameter_storages:
-            seen[storage.data_ptr()] = storage.nbytes()
+        if storage._cdata not in parameter_storages and not is_parameter_copy(t):
+            seen[storage._cdata] = storage.nbytes()
         return t
 
     net.train()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with _autocast(x, autocast_dtype), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         output = net(x)
     del output
     return sum(seen.values())
+
+
+def fake_saved_activation_bytes(build: Callable[[], nn.Module], input_shape: Sequence[int],
+                                autocast_dtype: Optional[torch.dtype] = None) -> int:
+    """:func:`saved_activation_bytes` of the network ``build()`` makes, without computing anything.
+
+    Network and input are FakeTensors (shapes, dtypes and storages, no data), so the count is the same as on
+    real tensors for any network whose forward does not branch on tensor values, and any patch size costs the
+    same few seconds and no memory. Raises whatever the forward raises on FakeTensors (e.g. for ``.item()``).
+    """
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    with FakeTensorMode():
+        return saved_activation_bytes(build(), torch.empty(*input_shape), autocast_dtype)
 
 
 def forward_flops(net: nn.Module, x: torch.Tensor) -> int:

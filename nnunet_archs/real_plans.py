@@ -65,11 +65,12 @@ class PlansRecord:
         class_name = network_class_name or self.network_class_name
         return self.build_variant(ArchitectureVariant(class_name, class_name, ""), deep_supervision)
 
-    def build_variant(self, variant: ArchitectureVariant, deep_supervision: bool = False) -> nn.Module:
+    def build_variant(self, variant: ArchitectureVariant, deep_supervision: bool = False,
+                      initialize: bool = True) -> nn.Module:
         return get_network_from_plans(variant.class_path,
                                       variant.arch_kwargs(self.network_class_name, self.arch_kwargs),
                                       self.kw_requires_import, self.num_input_channels, self.num_classes,
-                                      allow_init=True, deep_supervision=deep_supervision)
+                                      allow_init=initialize, deep_supervision=deep_supervision)
 
 
 def load_records() -> List[PlansRecord]:

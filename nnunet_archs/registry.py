@@ -2,10 +2,12 @@
 once here and used by the showcase, the benchmarks and the command line."""
 from __future__ import annotations
 
+import pydoc
 from dataclasses import dataclass, field
 from typing import Dict
 
-from nnunet_archs.architectures.config import plain_kwargs_from_plans, resenc_kwargs_from_plans
+from nnunet_archs.architectures.config import (plain_kwargs_from_plans, resenc_kwargs_from_plans,
+                                               takes_residual_blocks)
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,7 @@ class ArchitectureVariant:
     def arch_kwargs(self, plans_class_path: str, plans_arch_kwargs: dict) -> dict:
         """The ``arch_kwargs`` for this variant, derived from a plans entry made for ``plans_class_path``."""
         kwargs = dict(plans_arch_kwargs)
-        if self.class_path == RESENC_UNET:
+        if takes_residual_blocks(pydoc.locate(self.class_path)):
             kwargs = resenc_kwargs_from_plans(kwargs)
         elif self.class_path != plans_class_path:
             kwargs = plain_kwargs_from_plans(kwargs)

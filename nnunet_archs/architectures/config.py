@@ -205,3 +205,11 @@ def resenc_kwargs_from_plans(arch_kwargs: dict) -> dict:
         kwargs["n_blocks_per_stage"] = list(RESENC_BLOCKS_PER_STAGE[:n_stages])
         kwargs["n_conv_per_stage_decoder"] = [1] * (n_stages - 1)
     return kwargs
+
+
+def takes_residual_blocks(network_class: type) -> bool:
+    """Whether a network class is built like ResidualEncoderUNet (``n_blocks_per_stage``) rather than
+    PlainConvUNet (``n_conv_per_stage``): its plans keywords, and which of nnU-Net's planners sizes it."""
+    import inspect
+    parameters = inspect.signature(network_class.__init__).parameters
+    return "n_blocks_per_stage" in parameters and "n_conv_per_stage" not in parameters

@@ -17,10 +17,13 @@ activation memory as the ResEnc preset's at the same target.
 from __future__ import annotations
 
 import pydoc
-from typing import Dict, List, Optional, Tuple, Type, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
+from nnunetv2.experiment_planning.experiment_planners.residual_unets.residual_encoder_unet_planners import \
+    ResEncUNetPlanner
 
+from nnunet_archs.architectures.config import takes_residual_blocks
 from nnunet_archs.registry import KIUNET, PLAIN_UNET, RESENC_UNET, UIUNET, VARIANTS, ArchitectureVariant
 
 # ResEnc presets (nnunetv2 2.8.1): GPU memory in GB, 3D and 2D reference values for that memory
@@ -32,7 +35,8 @@ RESENC_PRESETS: Dict[str, Tuple[float, float, float]] = {
 
 # network class -> its estimate per saved byte relative to ResidualEncoderUNet's (measured,
 # benchmarks/planners.py). PlainConvUNet is planned on the same budgets as the baseline of a same-memory study.
-ESTIMATE_PER_BYTE: Dict[str, float] = {KIUNET: 1.00, UIUNET: 1.08, PLAIN_UNET: 1.00}
+# Any other class gets its value from a calibration file (nnunet-archs calibrate, planning/custom.py).
+ESTIMATE_PER_BYTE: Dict[str, float] = {KIUNET: 1.00, UIUNET: 1.08, PLAIN_UNET: 1.00, RESENC_UNET: 1.00}
 # nnU-Net's planner widths, which a variant's feature_scale scales
 BASE_FEATURES, MAX_FEATURES_2D, MAX_FEATURES_3D = 32, 512, 320
 
@@ -45,10 +49,14 @@ class ArchitecturePresetPlanner(ExperimentPlanner):
     trains exactly the network that was sized. Honours ``gpu_memory_target_in_gb`` (``-gpu_memory_target``)
     and ``plans_name`` (``-overwrite_plans_name``) as nnU-Net's presets do, and shares the default planner's
     preprocessed ``2d``/``3d_fullres`` data: spacing, normalisation and transposition are the default planner's.
+    A class built like ResidualEncoderUNet is planned with nnU-Net's ResEnc planner arithmetic, any other with
+    the default planner's (``make_planner``). A class without ``compute_conv_feature_map_size`` is sized by a
+    fitted ``memory_model(patch_size, arch_kwargs)`` (``calibration.ActivationModel``) in its place.
     """
 
     variant: ArchitectureVariant
     estimate_per_byte: float
+    memory_model: Optional[Callable[[Sequence[int], dict], float]] = None
     preset_gb: float
     reference_3d: float
     reference_2d: float
@@ -74,9 +82,11 @@ class ArchitecturePresetPlanner(ExperimentPlanner):
     def static_estimate_VRAM_usage(self, patch_size, input_channels, output_channels, arch_class_name, arch_kwargs,
                                    arch_kwargs_req_import):
         # nnU-Net calls this hook through self; the variant's own options change what the network holds
+        arch_kwargs = {**arch_kwargs, **self.variant.kwargs}
+        if self.memory_model is not None:
+            return self.memory_model(patch_size, arch_kwargs)
         return ExperimentPlanner.static_estimate_VRAM_usage(patch_size, input_channels, output_channels,
-                                                            arch_class_name, {**arch_kwargs, **self.variant.kwargs},
-                                                            arch_kwargs_req_import)
+                                                            arch_class_name, arch_kwargs, arch_kwargs_req_import)
 
     def get_plans_for_configuration(self, *args, **kwargs) -> dict:
         plan = super().get_plans_for_configuration(*args, **kwargs)
@@ -95,18 +105,21 @@ def planner_stem(variant_name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-def make_planner(variant: ArchitectureVariant, preset: str,
-                 estimate_per_byte: Optional[float] = None) -> Type[ArchitecturePresetPlanner]:
+def make_planner(variant: ArchitectureVariant, preset: str, estimate_per_byte: Optional[float] = None,
+                 memory_model: Optional[Callable[[Sequence[int], dict], float]] = None
+                 ) -> Type[ArchitecturePresetPlanner]:
     """The planner class that sizes ``variant`` for ``preset`` (M/L/XL), e.g. ``nnUNetPlannerKiUNetM`` writing
     ``nnUNetKiUNetMPlans``; ``estimate_per_byte`` defaults to the measured value of the variant's class."""
     gb, reference_3d, reference_2d = RESENC_PRESETS[preset]
     stem = planner_stem(variant.name)
-    return type(f"nnUNetPlanner{stem}{preset}", (ArchitecturePresetPlanner,), {
+    base = ResEncUNetPlanner if takes_residual_blocks(pydoc.locate(variant.class_path)) else ExperimentPlanner
+    return type(f"nnUNetPlanner{stem}{preset}", (ArchitecturePresetPlanner, base), {
         "__module__": __name__,
         "__doc__": f"{variant.name} ({variant.description}) planned for {gb:g} GB, like nnUNetPlannerResEnc{preset}.",
         "variant": variant, "preset_gb": gb, "reference_3d": reference_3d, "reference_2d": reference_2d,
         "estimate_per_byte": ESTIMATE_PER_BYTE[variant.class_path] if estimate_per_byte is None
         else estimate_per_byte,
+        "memory_model": staticmethod(memory_model) if memory_model else None,
         "default_plans_name": f"nnUNet{stem}{preset}Plans"})
 
 

@@ -8,16 +8,13 @@ from dataclasses import dataclass
 from typing import Callable, List
 
 import numpy as np
-import torch
 from hypothesis import assume
 from hypothesis import strategies as st
-from torch import nn
 
 from nnunet_archs.architectures.kiunet import DynamicKiUNet
 from nnunet_archs.architectures.uiunet import DynamicUIUNet3D
-
-# Bound on input voxels times the Ki branch's upsampling, so that 200 random nets run in about a minute.
-MAX_WORK_VOXELS = 2 ** 17
+# the random-configuration generator lives in the package, where `nnunet-archs check` uses it too
+from nnunet_archs.contract.cases import MAX_WORK_VOXELS, as_list, expected_output_sizes, unet_kwargs  # noqa: F401
 
 
 @dataclass
@@ -64,57 +61,3 @@ ARCHITECTURES = [
     ArchCase("kiunet", DynamicKiUNet, "nnunet_archs.architectures.kiunet.DynamicKiUNet", _kiunet_options),
     ArchCase("uiunet", DynamicUIUNet3D, "nnunet_archs.architectures.uiunet.DynamicUIUNet3D", _uiunet_options),
 ]
-
-
-@st.composite
-def unet_kwargs(draw: st.DrawFn):
-    """A random valid nnU-Net network configuration (PlainConvUNet keywords) and its smallest trainable input.
-
-    Strides are 1 or 2 per axis with at least one 2 per stage after the first (anisotropic ones included), kernels
-    1 or 3 per axis ([1, 3, 3] included). The input is the product of the strides along each axis, doubled on the
-    last axis because instance/batch norm cannot train on a single-voxel bottleneck.
-    """
-    dim = draw(st.sampled_from([2, 3]))
-    n_stages = draw(st.integers(2, 7))
-    stride_choice = st.lists(st.sampled_from([1, 2]), min_size=dim, max_size=dim).filter(lambda s: 2 in s)
-    strides = [[1] * dim] + [draw(stride_choice) for _ in range(n_stages - 1)]
-    kernels = [draw(st.lists(st.sampled_from([1, 3]), min_size=dim, max_size=dim)) for _ in range(n_stages)]
-    input_size = [int(p) for p in np.prod(np.array(strides), axis=0)]
-    input_size[-1] *= 2
-    assume(np.prod(input_size) <= MAX_WORK_VOXELS // 8)
-    base_features = draw(st.sampled_from([2, 4, 8]))
-    conv = nn.Conv2d if dim == 2 else nn.Conv3d
-    norm = draw(st.sampled_from(["instance", "batch", None]))
-    norm_op = {"instance": nn.InstanceNorm2d if dim == 2 else nn.InstanceNorm3d,
-               "batch": nn.BatchNorm2d if dim == 2 else nn.BatchNorm3d, None: None}[norm]
-    kwargs = dict(
-        input_channels=draw(st.integers(1, 2)),
-        n_stages=n_stages,
-        features_per_stage=[min(base_features * 2 ** s, 32) for s in range(n_stages)],
-        conv_op=conv,
-        kernel_sizes=kernels,
-        strides=strides,
-        n_conv_per_stage=draw(st.lists(st.integers(1, 2), min_size=n_stages, max_size=n_stages)),
-        num_classes=draw(st.integers(1, 3)),
-        n_conv_per_stage_decoder=draw(st.lists(st.integers(1, 2), min_size=n_stages - 1, max_size=n_stages - 1)),
-        conv_bias=draw(st.booleans()),
-        norm_op=norm_op,
-        norm_op_kwargs={"eps": 1e-5, "affine": True} if norm_op else None,
-        dropout_op=None,
-        dropout_op_kwargs=None,
-        nonlin=draw(st.sampled_from([nn.LeakyReLU, nn.ReLU])),
-        nonlin_kwargs={"inplace": True},
-        deep_supervision=draw(st.booleans()),
-        nonlin_first=draw(st.booleans()),
-    )
-    return kwargs, input_size
-
-
-def expected_output_sizes(kwargs: dict, input_size: List[int]) -> List[List[int]]:
-    """nnU-Net's deep-supervision targets: entry i at input / prod(strides[:i + 1])."""
-    cumulative = np.cumprod(np.array(kwargs["strides"]), axis=0)[:-1]
-    return [[s // p for s, p in zip(input_size, stage)] for stage in cumulative]
-
-
-def as_list(output) -> List[torch.Tensor]:
-    return list(output) if isinstance(output, (list, tuple)) else [output]

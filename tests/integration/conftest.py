@@ -29,7 +29,10 @@ class NNUNetEnvironment:
             folder.mkdir()
         self.env = {**os.environ, "nnUNet_raw": str(self.raw), "nnUNet_preprocessed": str(self.preprocessed),
                     "nnUNet_results": str(self.results), "nnUNet_def_n_proc": "1", "nnUNet_compile": "f",
-                    "OMP_NUM_THREADS": "2"}
+                    "OMP_NUM_THREADS": "2",
+                    # the programs import modules of the tests (a network defined in them, in-process helpers)
+                    "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
+                                                                os.environ.get("PYTHONPATH")]))}
         self.env["nnUNet_extTrainer"] = self.run("nnunet-archs", "trainers-path").stdout.strip()
 
     def run(self, program: str, *args: str, extra_env: Optional[Dict[str, str]] = None, check: bool = True,
@@ -86,3 +89,23 @@ def kiunet_plans(nnunet: NNUNetEnvironment) -> str:
     nnunet.run("nnunet-archs", "plan_and_preprocess", "-d", str(DATASET_3D), "-pl", "nnUNetPlannerKiUNetM",
                "-gpu_memory_target", TINY_GPU_TARGET, "-c", "3d_fullres", "-np", "1", "--no_pbar")
     return "nnUNetKiUNetMPlans"
+
+
+def claim_large_images(nnunet: NNUNetEnvironment, source_id: int, dataset_id: int, shape: List[int],
+                       spacing: List[float]) -> int:
+    """Dataset ``dataset_id``: the files of ``source_id`` (which must have a fingerprint) with a fingerprint
+    claiming images of ``shape`` at ``spacing``, so that planners have to trade patch size against memory
+    (planning reads only the fingerprint)."""
+    import json
+    import shutil
+    source = nnunet.raw_dataset(source_id)
+    name = f"Dataset{dataset_id:03d}_Large"
+    shutil.copytree(source, nnunet.raw / name)
+    fingerprint = json.loads((next(nnunet.preprocessed.glob(f"Dataset{source_id:03d}_*")) /
+                              "dataset_fingerprint.json").read_text())
+    cases = len(fingerprint["shapes_after_crop"])
+    fingerprint["shapes_after_crop"] = [list(shape)] * cases
+    fingerprint["spacings"] = [list(spacing)] * cases
+    (nnunet.preprocessed / name).mkdir()
+    (nnunet.preprocessed / name / "dataset_fingerprint.json").write_text(json.dumps(fingerprint))
+    return dataset_id

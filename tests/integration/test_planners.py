@@ -9,26 +9,15 @@ import pytest
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
 from nnunet_archs.planning.planners import PLANNERS
-from tests.integration.conftest import DATASET_3D
+from tests.integration.conftest import DATASET_3D, claim_large_images
 
 TARGETS_GB = [2, 6, 16]
 
 
 @pytest.fixture(scope="module")
 def large_dataset(nnunet, kiunet_plans) -> int:
-    """Dataset 503: the 3D dataset's files with a fingerprint claiming large anisotropic images, so that the
-    planner has to trade patch size against memory (planning reads only the fingerprint)."""
-    import shutil
-    source = nnunet.raw_dataset(DATASET_3D)
-    shutil.copytree(source, nnunet.raw / "Dataset503_Large")
-    fingerprint = json.loads((nnunet.plans_path(DATASET_3D, kiunet_plans).parent / "dataset_fingerprint.json")
-                             .read_text())
-    cases = len(fingerprint["shapes_after_crop"])
-    fingerprint["shapes_after_crop"] = [[96, 320, 320]] * cases
-    fingerprint["spacings"] = [[2.5, 0.8, 0.8]] * cases
-    (nnunet.preprocessed / "Dataset503_Large").mkdir()
-    (nnunet.preprocessed / "Dataset503_Large" / "dataset_fingerprint.json").write_text(json.dumps(fingerprint))
-    return 503
+    """Dataset 503: the 3D dataset claiming large anisotropic images."""
+    return claim_large_images(nnunet, DATASET_3D, 503, [96, 320, 320], [2.5, 0.8, 0.8])
 
 
 @pytest.mark.parametrize("architecture", ["KiUNet", "UIUNet"])
