@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 NNUNET_PATHS_HELP = ("see nnU-Net's documentation/setting_up_paths.md, e.g. export nnUNet_raw=/data/nnUNet_raw "
                      "nnUNet_preprocessed=/data/nnUNet_preprocessed nnUNet_results=/data/nnUNet_results")
@@ -289,9 +289,10 @@ def study_spec(args: argparse.Namespace, dataset_id: int, report: Path):
     """The StudySpec of ``compare``'s arguments; every problem as one UsageError before anything runs."""
     from nnunet_archs.registry import VARIANTS
     from nnunet_archs.study.spec import Budget, StudySpec, study_id_for
-    unknown = [a for a in args.architectures if a not in VARIANTS]
+    unknown = [a for a in args.architectures if a not in VARIANTS and "." not in a]
     if unknown:
-        raise UsageError(f"unknown architecture(s) {unknown}; choose from {list(VARIANTS)}")
+        raise UsageError(f"unknown architecture(s) {unknown}; choose from {list(VARIANTS)} or give the import path "
+                         f"of a network of yours (e.g. my_package.nets.MyUNet)")
     if len(args.folds) < 2:
         raise UsageError(f"--folds needs at least 2 folds, got {args.folds}: a study reports the spread over folds "
                          f"and ensembles the fold models on the test set (train a single fold with nnUNetv2_train)")
@@ -302,6 +303,35 @@ def study_spec(args: argparse.Namespace, dataset_id: int, report: Path):
                          False if args.no_compile else None, args.num_gpus, args.scale_batch, study_id_for(report))
     except ValueError as error:
         raise UsageError(str(error))
+
+
+def study_planners(architectures: List[str], calibrations: List[Path]) -> Dict[str, List[str]]:
+    """``plan_experiment`` arguments per architecture: its own planner for a registry name, nnUNetPlannerCustom
+    with its calibration file for the import path of a network of the user's (checked now, before any job)."""
+    from nnunet_archs.calibration import Calibration, CalibrationError
+    from nnunet_archs.custom_networks import resolve_network
+    from nnunet_archs.planning.custom import CUSTOM_PLANNER
+    from nnunet_archs.planning.planners import ESTIMATE_PER_BYTE, planner_name
+    from nnunet_archs.registry import VARIANTS
+    try:
+        by_class = {c.class_path: (c, p) for p in calibrations for c in [Calibration.load(p)]}
+        planners = {}
+        for architecture in architectures:
+            if architecture in VARIANTS:
+                planners[architecture] = ["-pl", planner_name(architecture)]
+                continue
+            variant = resolve_network(architecture)
+            planners[architecture] = ["-pl", CUSTOM_PLANNER, "--network", architecture]
+            if variant.class_path in by_class:
+                calibration, path = by_class[variant.class_path]
+                calibration.check_matches(variant, path)
+                planners[architecture] += ["--calibration", str(Path(path).resolve())]
+            elif variant.class_path not in ESTIMATE_PER_BYTE:
+                raise CalibrationError(f"{architecture} has no calibration: run nnunet-archs calibrate {architecture} "
+                                       f"-o calibration.json, then pass --calibration calibration.json")
+    except ValueError as error:  # NetworkError, CalibrationError
+        raise UsageError(str(error))
+    return planners
 
 
 def execution_options(args: argparse.Namespace):
@@ -327,7 +357,6 @@ def execution_options(args: argparse.Namespace):
 
 
 def compare(args: argparse.Namespace) -> None:
-    from nnunet_archs.planning.planners import planner_name
     from nnunet_archs.study.driver import layout_for, run_study
     from nnunet_archs.study.splits import check_splits, training_cases
     require_nnunet_paths("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
@@ -349,9 +378,10 @@ def compare(args: argparse.Namespace) -> None:
             check_splits(json.loads(splits_file.read_text()), spec.folds, training_cases(layout.raw), splits_file)
         except ValueError as error:
             raise UsageError(str(error))
-    planners = {a: planner_name(a) for a in spec.architectures}
+    planners = study_planners(spec.architectures, args.calibration)
     try:
-        results = run_study(spec, layout, planners, options, args.resume, args.overwrite)
+        results = run_study(spec, layout, planners, options, args.resume, args.overwrite,
+                            calibrations=[str(p.resolve()) for p in args.calibration])
     except (FileExistsError, ValueError) as error:
         raise UsageError(str(error))
     if results is not None:
@@ -434,7 +464,7 @@ def costs(args: argparse.Namespace) -> None:
     if len(args.architectures) != len(args.plans):
         raise UsageError("--architectures and --plans must have the same length")
     result = study_costs(Path(nnUNet_preprocessed) / dataset_name(args.d), args.architectures, args.plans,
-                         args.configuration)
+                         args.configuration, args.calibration)
     from nnunet_archs.study.runner import write_json_atomically
     write_json_atomically(args.output, result)
     print(json.dumps(result, indent=1))
@@ -534,7 +564,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "locally (one training per GPU) or on SLURM; --resume continues after anything was killed.")
     compare.add_argument("-d", type=int, required=True, help="dataset id (nnU-Net raw format)")
     compare.add_argument("-a", "--architectures", nargs="+", default=["PlainConvUNet", "KiUNet", "UIUNet"],
-                         help="architecture names (nnunet-archs list)")
+                         help="architecture names (nnunet-archs list) or import paths of networks of yours")
+    compare.add_argument("--calibration", type=Path, nargs="+", default=[], help="calibration files (nnunet-archs "
+                         "calibrate) of the networks given by import path")
     compare.add_argument("-c", "--configuration", default="3d_fullres")
     compare.add_argument("-f", "--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
                          help="folds of splits_final.json to train (default: all five; at least 2)")
@@ -610,6 +642,8 @@ def build_parser() -> argparse.ArgumentParser:
     costs.add_argument("-c", "--configuration", required=True)
     costs.add_argument("--architectures", nargs="+", required=True)
     costs.add_argument("--plans", nargs="+", required=True, help="plans names, one per architecture")
+    costs.add_argument("--calibration", type=Path, nargs="+", default=[], help="calibration files of networks of "
+                       "yours (nnunet-archs calibrate)")
     costs.add_argument("-o", "--output", type=Path, required=True)
     demo = commands.add_parser("demo", help="the comparison on a built-in dataset (what `make demo` runs)")
     demo.add_argument("--work-dir", type=Path, default=Path("nnunet_archs_demo"),

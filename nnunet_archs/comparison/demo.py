@@ -40,7 +40,7 @@ def run_demo(work_dir: Path, resume: bool, overwrite: bool) -> Path:
     spec = StudySpec(DEMO_DATASET_ID, DEMO_ARCHITECTURES, "2d", DEMO_FOLDS, budget=DEMO_BUDGET,
                      gpu_memory_target=DEMO_GPU_MEMORY_TARGET, device="cpu", study_id="demo")
     layout = layout_for(f"Dataset{DEMO_DATASET_ID}_{DEMO_NAME}", Path(work_dir) / "report")
-    results = run_study(spec, layout, {a: planner_name(a) for a in spec.architectures},
+    results = run_study(spec, layout, {a: ["-pl", planner_name(a)] for a in spec.architectures},
                         ExecutionOptions(max_parallel=DEMO_PARALLEL), resume=True, overwrite=False)
     print("\n" + results.read_text())
     print(f"Demo finished in {time.perf_counter() - start:.0f} s (work folder {work_dir}; report {results}).")

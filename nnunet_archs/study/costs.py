@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -23,7 +23,9 @@ def closest_preset(gigabytes: float) -> str:
     return min(RESENC_PRESETS, key=lambda p: abs(math.log(gigabytes / RESENC_PRESETS[p][0])))
 
 
-def plan_costs(plans: dict, configuration: str, num_input_channels: int, num_classes: int) -> dict:
+def plan_costs(plans: dict, configuration: str, num_input_channels: int, num_classes: int,
+               calibration=None) -> dict:
+    """``calibration``: the network's ``nnunet-archs calibrate`` result, for a class we have not measured."""
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
     from nnunet_archs.planning.planners import ESTIMATE_PER_BYTE, RESENC_PRESETS
@@ -38,9 +40,13 @@ def plan_costs(plans: dict, configuration: str, num_input_channels: int, num_cla
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         net(x)
-    estimate = float(net.compute_conv_feature_map_size(patch))
+    if calibration is not None and calibration.model is not None:  # a class without the estimate method
+        estimate = float(calibration.model(patch, architecture["arch_kwargs"]))
+    else:
+        estimate = float(net.compute_conv_feature_map_size(patch))
     gb, reference_3d, reference_2d = RESENC_PRESETS["M"]
-    per_byte = ESTIMATE_PER_BYTE.get(architecture["network_class_name"], 1.0)
+    per_byte = calibration.estimate_per_byte if calibration is not None else \
+        ESTIMATE_PER_BYTE.get(architecture["network_class_name"], 1.0)
     reference_per_gb = (reference_2d if len(patch) == 2 else reference_3d) * per_byte / gb
     estimated_gb = estimate * batch / 2 / reference_per_gb
     return {"class": architecture["network_class_name"], "patch": patch, "batch": batch,
@@ -49,10 +55,16 @@ def plan_costs(plans: dict, configuration: str, num_input_channels: int, num_cla
 
 
 def study_costs(preprocessed_folder: Path, architectures: List[str], plans_names: List[str],
-                configuration: str) -> Dict[str, dict]:
+                configuration: str, calibrations: Sequence[Path] = ()) -> Dict[str, dict]:
     dataset = json.loads((preprocessed_folder / "dataset.json").read_text())
     channels = len(dataset.get("channel_names", dataset.get("modality", {})))
     from nnunetv2.utilities.label_handling.label_handling import LabelManager
     classes = LabelManager(dataset["labels"], dataset.get("regions_class_order")).num_segmentation_heads
-    return {a: plan_costs(json.loads((preprocessed_folder / f"{p}.json").read_text()), configuration, channels, classes)
-            for a, p in zip(architectures, plans_names)}
+    from nnunet_archs.calibration import Calibration
+    by_class = {c.class_path: c for c in map(Calibration.load, calibrations)}
+    costs = {}
+    for architecture, plans_name in zip(architectures, plans_names):
+        plans = json.loads((preprocessed_folder / f"{plans_name}.json").read_text())
+        class_path = plans["configurations"][configuration]["architecture"]["network_class_name"]
+        costs[architecture] = plan_costs(plans, configuration, channels, classes, by_class.get(class_path))
+    return costs

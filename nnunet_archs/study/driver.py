@@ -73,8 +73,9 @@ def visible_gpus() -> List[int]:
     return list(range(torch.cuda.device_count()))  # indices into CUDA_VISIBLE_DEVICES, as CUDA numbers them
 
 
-def run_study(spec: StudySpec, layout: StudyLayout, planners: Dict[str, str], options: ExecutionOptions,
-              resume: bool = False, overwrite: bool = False, log: Callable[[str], None] = print) -> Optional[Path]:
+def run_study(spec: StudySpec, layout: StudyLayout, planners: Dict[str, List[str]], options: ExecutionOptions,
+              resume: bool = False, overwrite: bool = False, log: Callable[[str], None] = print,
+              calibrations: List[str] = ()) -> Optional[Path]:
     """Run (or continue) a study; returns the report's results.md, or None when jobs are still running (only with
     ``options.wait`` off: run again with ``--resume`` to collect them)."""
     start = time.time()
@@ -83,7 +84,8 @@ def run_study(spec: StudySpec, layout: StudyLayout, planners: Dict[str, str], op
                    "nnUNet_results": str(layout.results)}
     from nnunet_archs.cli import ext_trainers_path
     environment["nnUNet_extTrainer"] = ext_trainers_path()
-    jobs = build_jobs(spec, layout, planners, options.processes, preprocessed_identifiers(spec, layout), environment)
+    jobs = build_jobs(spec, layout, planners, options.processes, preprocessed_identifiers(spec, layout), environment,
+                      calibrations)
     write_commands(jobs, layout.report / "commands.sh", environment)
     gpus = visible_gpus() if spec.device.startswith("cuda") and options.executor == "local" else []
     max_parallel = options.max_parallel or (max(1, len(gpus) // spec.num_gpus) if gpus else 1)

@@ -7,13 +7,12 @@ done-marker exists (``runner``), which is all ``--resume`` looks at.
 """
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Set
+from typing import Dict, List, Optional, Sequence, Set
 
-from nnunet_archs.study.spec import StudySpec
+from nnunet_archs.study.spec import StudySpec, safe
 
 BIN = Path(sys.executable).parent
 TRAINER = "nnUNetTrainerBudget"  # nnU-Net's trainer, with the study's budget and per-epoch GPU memory log
@@ -67,11 +66,6 @@ class StudyLayout:
         return (self.raw / "imagesTs").is_dir() and (self.raw / "labelsTs").is_dir()
 
 
-def safe(name: str) -> str:
-    """A file-name-safe form of an architecture name (registry names and class paths)."""
-    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
-
-
 def data_identifier(spec: StudySpec, architecture: str) -> str:
     """The preprocessed-data identifier a network's plans will name: our presets and nnU-Net's ResEnc presets
     share the default planner's 2d/3d_fullres data; other configurations are per plans file."""
@@ -80,12 +74,14 @@ def data_identifier(spec: StudySpec, architecture: str) -> str:
     return f"{spec.plans_name(architecture)}_{spec.configuration}"
 
 
-def build_jobs(spec: StudySpec, layout: StudyLayout, planners: Dict[str, str], processes: int = 1,
-               preprocessed_identifiers: Optional[Set[str]] = None, environment: Optional[Dict[str, str]] = None
-               ) -> List[Job]:
+def build_jobs(spec: StudySpec, layout: StudyLayout, planners: Dict[str, List[str]], processes: int = 1,
+               preprocessed_identifiers: Optional[Set[str]] = None, environment: Optional[Dict[str, str]] = None,
+               calibrations: Sequence[str] = ()) -> List[Job]:
     """The whole study as jobs, in an order that respects their dependencies.
 
-    ``planners`` maps each architecture to its planner name; ``preprocessed_identifiers`` are data identifiers
+    ``planners`` maps each architecture to its ``plan_experiment`` planner arguments (``-pl NAME``, or
+    ``-pl nnUNetPlannerCustom --network PATH --calibration FILE`` for a network of the user's, whose calibration
+    files ``calibrations`` lists for the cost job too); ``preprocessed_identifiers`` are data identifiers
     already complete on disk (their preprocessing is not repeated: it would rewrite the user's files);
     ``environment`` is added to every job (nnU-Net's folder variables, trainer lookup).
     """
@@ -103,7 +99,7 @@ def build_jobs(spec: StudySpec, layout: StudyLayout, planners: Dict[str, str], p
                       "--verify_dataset_integrity")
     splits = add("splits", "splits", "nnunet-archs", "splits", "-d", d, "--folds", *map(str, spec.folds),
                  deps=[fingerprint])
-    plan = {a: add(f"plan_{safe(a)}", "plan", "nnunet-archs", "plan_experiment", "-d", d, "-pl", planners[a],
+    plan = {a: add(f"plan_{safe(a)}", "plan", "nnunet-archs", "plan_experiment", "-d", d, *planners[a],
                    "-gpu_memory_target", f"{spec.gpu_memory_target:g}", "-overwrite_plans_name", spec.plans_name(a),
                    "--overwrite_existing_plans", deps=[fingerprint])
             for a in spec.architectures}
@@ -122,7 +118,7 @@ def build_jobs(spec: StudySpec, layout: StudyLayout, planners: Dict[str, str], p
     add("costs", "costs", "nnunet-archs", "costs", "-d", d, "-c", spec.configuration, "-o",
         str(layout.report / "costs.json"), "--architectures",
         *spec.architectures, "--plans", *[spec.plans_name(a) for a in spec.architectures],
-        deps=list(plan.values()))
+        *(["--calibration", *calibrations] if calibrations else []), deps=list(plan.values()))
 
     if spec.training_configuration != spec.configuration:
         for a in spec.architectures:

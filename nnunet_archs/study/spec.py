@@ -76,8 +76,9 @@ class StudySpec:
         """Every check that can fail on the user's input, raised as ValueError before anything runs."""
         if len(self.architectures) < 1:
             raise ValueError("--architectures needs at least one architecture")
-        if len(set(self.architectures)) != len(self.architectures):
-            raise ValueError(f"architectures must be distinct, got {self.architectures}")
+        if len({self.plans_name(a) for a in self.architectures}) != len(self.architectures):
+            raise ValueError(f"architectures must be distinct (and import paths must end in distinct class names), "
+                             f"got {self.architectures}")
         if self.baseline not in self.architectures:
             raise ValueError(f"--baseline {self.baseline!r} is not among the architectures {self.architectures}")
         unknown = [m for m in self.metrics if m not in METRICS]
@@ -120,8 +121,7 @@ class StudySpec:
     def plans_name(self, architecture: str) -> str:
         """Plans name of one network in this study: unique per report folder, so two studies on one dataset never
         share (or overwrite) plans or trained models, and free of nnU-Net's '__' separator."""
-        stem = re.sub(r"[^A-Za-z0-9]+", "", architecture.split(".")[-1])
-        return f"nnUNetStudy_{self.study_id}_{stem}"
+        return f"nnUNetStudy_{self.study_id}_{safe(architecture).replace('-', '')}"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -135,6 +135,11 @@ class StudySpec:
     def differences(self, other: "StudySpec") -> List[str]:
         """The fields in which two specs differ (``--resume`` needs none)."""
         return [f.name for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]
+
+
+def safe(name: str) -> str:
+    """A file-name-safe form of an architecture name: a registry name, or an import path's class name."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", name.split(".")[-1]).strip("-")
 
 
 def study_id_for(report: Path) -> str:

@@ -22,8 +22,8 @@ def spec(**overrides) -> StudySpec:
     return StudySpec(**{**arguments, **overrides})
 
 
-PLANNERS = {"PlainConvUNet": "nnUNetPlannerPlainConvUNetM", "KiUNet": "nnUNetPlannerKiUNetM",
-            "UIUNet": "nnUNetPlannerUIUNetM"}
+PLANNERS = {"PlainConvUNet": ["-pl", "nnUNetPlannerPlainConvUNetM"], "KiUNet": ["-pl", "nnUNetPlannerKiUNetM"],
+            "UIUNet": ["-pl", "nnUNetPlannerUIUNetM"]}
 
 
 def test_graph_of_a_cross_validated_study_with_a_test_set(tmp_path):
