@@ -33,7 +33,7 @@ from scipy.optimize import nnls
 
 from nnunet_archs.profiling import activation_bytes, fake_saved_activation_bytes, saved_activation_bytes
 from nnunet_archs.real_plans import PlansRecord
-from nnunet_archs.registry import RESENC_UNET, ArchitectureVariant, get_variant
+from nnunet_archs.registry import ArchitectureVariant, get_variant
 
 FORMAT = "nnunet-archs calibration 1"
 PRECISIONS = ("autocast", "fp32")  # autocast: fp16 on CUDA as nnU-Net trains, bf16 on CPU as its stand-in
@@ -239,9 +239,10 @@ class Calibration:
         found = {"class": self.class_path, "--kwargs": self.kwargs, "feature scale": self.feature_scale,
                  "source (SHA-256 of the class's file)": self.source_sha256,
                  **{n: self.versions.get(n) for n in MEASURING_PACKAGES}}
+        versions = package_versions()
         now = {"class": variant.class_path, "--kwargs": variant.kwargs, "feature scale": variant.feature_scale,
                "source (SHA-256 of the class's file)": source_hash(variant.class_path),
-               **{n: package_versions()[n] for n in MEASURING_PACKAGES}}
+               **{n: versions[n] for n in MEASURING_PACKAGES}}
         differences = [f"{name}: {found[name]!r} in the file, {now[name]!r} now" for name in found
                        if found[name] != now[name]]
         if differences:

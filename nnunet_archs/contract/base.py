@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -78,5 +78,3 @@ def worst(name: str, results: Iterable[CheckResult], passed: str) -> CheckResult
     warnings = [r for r in found if r.status == Status.WARN]
     return warnings[0] if warnings else CheckResult(name, Status.PASS, passed)
 
-
-Check = Callable[[Subject], CheckResult]

@@ -46,14 +46,6 @@ def test_dna_unets_pass_every_check(network, tiny_cases):
     assert "shape error from inside" in results[input_size.NAME].reason
 
 
-def test_a_custom_network_without_estimate_passes_with_a_warning(tiny_cases):
-    """The end-to-end test's network (tests/integration/custom_net.py): everything holds, and the missing memory
-    estimate is a warning pointing at calibrate."""
-    results = statuses("tests.integration.custom_net.BottleneckResUNet", tiny_cases)
-    assert {name for name, r in results.items() if r.status != Status.PASS} == {memory.NAME}
-    assert results[memory.NAME].status == Status.WARN and "nnunet-archs calibrate" in results[memory.NAME].fix
-
-
 # the two checks that take seconds run on the broken nets only where they are the check being broken (the nets
 # are PlainConvUNet with one change, and PlainConvUNet passes both)
 SLOW = {graph_breaks.NAME, memory.NAME}

@@ -1,11 +1,11 @@
-"""Run several planners on one dataset in one process and print what they planned, as JSON (one entry per
-planner: configuration -> patch, batch, architecture). The tests run it as a subprocess of their nnU-Net
+"""Run several planners in one process and print what they planned, as JSON (one entry per planner:
+configuration -> patch, batch, architecture). The tests run it as a subprocess of their nnU-Net
 environment (nnU-Net reads its folders from the environment when imported). The planners' networks are built
 on the meta device: the estimates only count feature maps, and real weights would make a ResEnc XL planning
 instantiate dozens of 100M-parameter networks.
 
-    python -m tests.integration.plan_in_process DATASET_ID '[{"pl": "nnUNetPlannerResEncM"},
-        {"pl": "nnUNetPlannerCustom", "network": "ResEncUNet", "preset": "M"}]'
+    python -m tests.integration.plan_in_process '[{"d": 511, "pl": "nnUNetPlannerResEncM"},
+        {"d": 511, "pl": "nnUNetPlannerCustom", "network": "ResEncUNet", "preset": "M"}]'
 """
 from __future__ import annotations
 
@@ -20,14 +20,14 @@ def main() -> None:
     from nnunetv2.experiment_planning.plan_and_preprocess_api import plan_experiment_dataset
 
     from nnunet_archs.cli import find_planner
-    dataset_id, specs = int(sys.argv[1]), json.loads(sys.argv[2])
+    specs = json.loads(sys.argv[1])
     planned = []
     for index, spec in enumerate(specs):
         options = argparse.Namespace(**{key: spec.get(key) for key in
                                         ("network", "kwargs", "calibration", "preset", "gpu_memory_target")})
         planner = find_planner(spec["pl"], options)
         with torch.device("meta"):
-            plans, _ = plan_experiment_dataset(dataset_id, planner, spec.get("gpu_memory_target"),
+            plans, _ = plan_experiment_dataset(spec["d"], planner, spec.get("gpu_memory_target"),
                                                overwrite_plans_name=f"in_process_{index}")
         planned.append({name: {"patch_size": c["patch_size"], "batch_size": c["batch_size"],
                                "architecture": c["architecture"]}

@@ -29,20 +29,22 @@ def specs(fingerprint: str) -> list:
             for network, presets in COMPARED[fingerprint].items() for preset in presets]
 
 
-@pytest.fixture(scope="module", params=list(FINGERPRINTS))
-def planned(request, nnunet, kiunet_plans) -> dict:
-    """(network, preset) -> (what the named planner planned, what the custom planner planned)."""
-    dataset_id, shape, spacing = FINGERPRINTS[request.param]
-    claim_large_images(nnunet, DATASET_3D, dataset_id, shape, spacing)
-    compared = specs(request.param)
-    result = nnunet.run("python", "-m", "tests.integration.plan_in_process", str(dataset_id),
-                        json.dumps([s for _, _, named, custom in compared for s in (named, custom)]))
+@pytest.fixture(scope="module")
+def planned(nnunet, kiunet_plans) -> dict:
+    """(fingerprint, network, preset) -> (what the named planner planned, what the custom planner planned)."""
+    compared = []
+    for fingerprint, (dataset_id, shape, spacing) in FINGERPRINTS.items():
+        claim_large_images(nnunet, DATASET_3D, dataset_id, shape, spacing)
+        compared += [((fingerprint, network, preset), {"d": dataset_id, **named}, {"d": dataset_id, **custom})
+                     for network, preset, named, custom in specs(fingerprint)]
+    result = nnunet.run("python", "-m", "tests.integration.plan_in_process",
+                        json.dumps([s for _, named, custom in compared for s in (named, custom)]))
     plans = json.loads(result.stdout.strip().splitlines()[-1])
-    return {(network, preset): (plans[2 * i], plans[2 * i + 1]) for i, (network, preset, _, _) in enumerate(compared)}
+    return {key: (plans[2 * i], plans[2 * i + 1]) for i, (key, _, _) in enumerate(compared)}
 
 
 def test_the_custom_planner_reproduces_nnunets_resenc_presets_and_our_named_planners(planned):
-    assert {("ResEncUNet", preset) for preset in RESENC_PRESETS} <= set(planned)
-    for (network, preset), (named_plan, custom_plan) in planned.items():
+    assert {(f, "ResEncUNet", p) for f in FINGERPRINTS for p in RESENC_PRESETS} <= set(planned)
+    for key, (named_plan, custom_plan) in planned.items():
         assert {"2d", "3d_fullres"} <= set(named_plan)
-        assert custom_plan == named_plan, (network, preset)
+        assert custom_plan == named_plan, key
