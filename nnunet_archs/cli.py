@@ -369,6 +369,7 @@ def compare(args: argparse.Namespace) -> None:
     report = args.output or Path(f"nnunet_archs_compare_{args.d}")
     spec = study_spec(args, args.d, report)
     options = execution_options(args)
+    planners = study_planners(spec.architectures, args.calibration)
     name = dataset_name(args.d)
     layout = layout_for(name, report)
     check_dataset_integrity(layout.raw)
@@ -378,7 +379,6 @@ def compare(args: argparse.Namespace) -> None:
             check_splits(json.loads(splits_file.read_text()), spec.folds, training_cases(layout.raw), splits_file)
         except ValueError as error:
             raise UsageError(str(error))
-    planners = study_planners(spec.architectures, args.calibration)
     try:
         results = run_study(spec, layout, planners, options, args.resume, args.overwrite,
                             calibrations=[str(p.resolve()) for p in args.calibration])

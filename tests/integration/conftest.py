@@ -109,3 +109,17 @@ def claim_large_images(nnunet: NNUNetEnvironment, source_id: int, dataset_id: in
     (nnunet.preprocessed / name).mkdir()
     (nnunet.preprocessed / name / "dataset_fingerprint.json").write_text(json.dumps(fingerprint))
     return dataset_id
+
+
+CUSTOM_NETWORK = "tests.integration.custom_net.BottleneckResUNet"
+
+
+@pytest.fixture(scope="session")
+def custom_calibration(nnunet: NNUNetEnvironment) -> Path:
+    """``nnunet-archs calibrate`` of the network defined in the tests (no compute_conv_feature_map_size), as the
+    README's "Benchmark your own network" runs it; planned and trained through ``compare`` in test_compare.py."""
+    from nnunet_archs.real_plans import ANISOTROPIC_3D
+    calibration = nnunet.root / "bottleneck_res_unet.json"
+    nnunet.run("nnunet-archs", "calibrate", CUSTOM_NETWORK, "--builtin", "katieliuu/cs231n:nnUNetPlans.json#2d",
+               ANISOTROPIC_3D, "--bottlenecks", "2", "-o", str(calibration))
+    return calibration

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 from nnunet_archs.cli import main
-from tests.integration.conftest import BIN, DATASET_2D
+from tests.integration.conftest import BIN, CUSTOM_NETWORK, DATASET_2D
 
-ARCHITECTURES = ["PlainConvUNet", "KiUNet"]
+# nnU-Net's U-Net beside a network of the user's, given by import path (planned by nnUNetPlannerCustom)
+ARCHITECTURES = ["PlainConvUNet", CUSTOM_NETWORK]
+CUSTOM = "BottleneckResUNet"
 BUDGET = ["--epochs", "3", "--iterations", "2", "--val-iterations", "1"]
 
 
@@ -70,14 +72,16 @@ def done_markers(report: Path):
 
 
 @pytest.fixture(scope="module")
-def study(nnunet):
+def study(nnunet, custom_calibration):
     """The whole fault scenario, run once; the tests below read what it left."""
     report = nnunet.root / "study_local"
+    calibration = ["--calibration", str(custom_calibration)]
     sabotage = (nnunet.results / nnunet.raw_dataset(DATASET_2D).name /
-                "nnUNetTrainerBudget__nnUNetStudy_study_local_KiUNet__2d" / "fold_1")
+                f"nnUNetTrainerBudget__nnUNetStudy_study_local_{CUSTOM}__2d" / "fold_1")
     sabotage.parent.mkdir(parents=True)
     sabotage.write_text("a file where nnUNetv2_train needs its output folder: this training must fail")
-    driver = subprocess.Popen([str(BIN / "nnunet-archs"), *compare_args(report)], env=nnunet.env, cwd=nnunet.root,
+    driver = subprocess.Popen([str(BIN / "nnunet-archs"), *compare_args(report, *calibration)], env=nnunet.env,
+                              cwd=nnunet.root,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     killed_job = report / "jobs" / "train_PlainConvUNet_fold1"
     os.kill(wait_for(lambda: training_pid(killed_job), 400, "the training to start its epochs"), signal.SIGKILL)
@@ -86,10 +90,10 @@ def study(nnunet):
     first_output = driver.communicate()[0]
     finished_before = done_markers(report)
 
-    resumed = nnunet.run("nnunet-archs", *compare_args(report, "--resume"), check=False, timeout=900)
+    resumed = nnunet.run("nnunet-archs", *compare_args(report, "--resume", *calibration), check=False, timeout=900)
     finished_after_resume = done_markers(report)
     sabotage.unlink()
-    completed = nnunet.run("nnunet-archs", *compare_args(report, "--resume"), timeout=900)
+    completed = nnunet.run("nnunet-archs", *compare_args(report, "--resume", *calibration), timeout=900)
     return {"report": report, "first_output": first_output,
             "finished_before": finished_before, "resumed": resumed, "finished_after_resume": finished_after_resume,
             "completed": completed, "finished_at_end": done_markers(report)}
@@ -106,8 +110,9 @@ def test_jobs_run_concurrently_and_a_killed_training_continues_with_dash_c(study
 
 def test_a_failed_training_stops_only_its_dependants_and_the_report_names_it(study):
     resumed, report = study["resumed"], study["report"]
-    assert resumed.returncode == 1 and "train_KiUNet_fold1: exit status 1" in resumed.stderr, resumed.stderr
-    assert "evaluate_KiUNet_fold1: blocked" in resumed.stdout and "predict_test_KiUNet: blocked" in resumed.stdout
+    assert resumed.returncode == 1 and f"train_{CUSTOM}_fold1: exit status 1" in resumed.stderr, resumed.stderr
+    assert f"evaluate_{CUSTOM}_fold1: blocked" in resumed.stdout
+    assert f"predict_test_{CUSTOM}: blocked" in resumed.stdout
     assert "train_PlainConvUNet_fold1" in study["finished_after_resume"]  # adopted from the killed driver
     assert "jobs done earlier, not run again" in resumed.stdout
     for job, marker in study["finished_before"].items():  # nothing that had finished ran again
@@ -129,24 +134,27 @@ def test_the_completed_study_has_every_per_case_row_a_report_and_plots(study, nn
     test_rows = list(csv.DictReader(open(report / "per_case_test.csv")))
     assert len(test_rows) == 2 * 2 * 2 * 3 and {r["fold"] for r in test_rows} == {"ensemble"}
     results = (report / "results.md").read_text()
-    assert "| KiUNet |" in results and "Δ Dice vs PlainConvUNet" in results and "Rank stability (Dice)" in results
-    assert "KiUNet vs PlainConvUNet:" in results and "Labelled test set" in results and "| 64x64 |" in results
+    assert f"| {CUSTOM_NETWORK} |" in results and "Δ Dice vs PlainConvUNet" in results
+    assert f"{CUSTOM_NETWORK} vs PlainConvUNet:" in results and "Rank stability (Dice)" in results
+    assert "Labelled test set" in results and "| 64x64 |" in results
     assert "\\toprule" in (report / "results.tex").read_text()
     for plot in ("per_case_Dice.png", "per_case_HD95.png", "pareto_memory.png", "pareto_time.png"):
         assert (report / plot).stat().st_size > 5_000, plot
-    assert "nnUNetv2_train 502 2d 0 -p nnUNetStudy_study_local_KiUNet -tr nnUNetTrainerBudget -device cpu" in \
-        (report / "commands.sh").read_text()
+    commands = (report / "commands.sh").read_text()
+    assert f"nnUNetv2_train 502 2d 0 -p nnUNetStudy_study_local_{CUSTOM} -tr nnUNetTrainerBudget -device cpu" in commands
+    assert f"-pl nnUNetPlannerCustom --network {CUSTOM_NETWORK} --calibration" in commands
 
 
 def test_report_reproduces_the_numbers_from_per_case_csv(study, nnunet):
     report = study["report"]
     before = (report / "results.csv").read_text()
     redrawn = nnunet.run("nnunet-archs", "report", str(report))
-    assert (report / "results.csv").read_text() == before and "| KiUNet |" in redrawn.stdout
+    assert (report / "results.csv").read_text() == before and f"| {CUSTOM_NETWORK} |" in redrawn.stdout
 
 
 def test_resume_with_other_settings_is_refused(study, nnunet):
-    result = nnunet.run("nnunet-archs", *compare_args(study["report"], "--resume", "--seed", "1"), check=False)
+    result = nnunet.run("nnunet-archs", *compare_args(study["report"], "--resume", "--seed", "1", "--calibration",
+                                                      str(nnunet.root / "bottleneck_res_unet.json")), check=False)
     assert result.returncode == 2 and "seed differ" in result.stderr, result.stderr
 
 
@@ -166,6 +174,9 @@ def test_a_per_case_table_missing_columns_is_a_clear_error(study, nnunet, tmp_pa
 
 @pytest.mark.parametrize("arguments, message", [
     (["-a", "PlainConvUNet", "SwinUNETR"], "unknown architecture(s) ['SwinUNETR']"),
+    (["-a", "PlainConvUNet", "no_such_module.Net"], "no_such_module"),
+    (["-a", "PlainConvUNet", "tests.integration.custom_net.BottleneckResUNet"], "has no calibration: run "
+                                                                               "nnunet-archs calibrate"),
     (["--metrics", "Dice", "Jaccard"], "unknown metric(s) ['Jaccard']; choose from ['Dice', 'NSD', 'HD95']"),
     (["--baseline", "UIUNet"], "--baseline 'UIUNet' is not among the architectures"),
     (["--folds", "0"], "--folds needs at least 2 folds"),
