@@ -29,7 +29,7 @@ class Budget:
     mirroring: bool = False
 
     def __str__(self) -> str:
-        text = (f"{self.epochs or 'nnU-Nets'} epochs x {self.iterations or 'nnU-Nets'} iterations"
+        text = (f"{self.epochs or 'nnU-Nets'} epoch(s) x {self.iterations or 'nnU-Nets'} iterations"
                 .replace("nnU-Nets", "nnU-Net's"))
         if self.minutes:
             text += f", at most {self.minutes:g} min"
