@@ -8,6 +8,9 @@ from typing import Callable, Dict, List, Sequence
 
 import torch
 from torch import nn
+from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 
@@ -33,18 +36,26 @@ def activation_bytes(net: nn.Module, x: torch.Tensor) -> int:
     return torch.cuda.max_memory_allocated() - baseline
 
 
+def _is_parameter_cast(t: torch.Tensor) -> bool:
+    """Whether ``t`` is autocast's dtype cast of a leaf tensor (a parameter)."""
+    node = t.grad_fn
+    return (node is not None and node.name() == "ToCopyBackward0"
+            and hasattr(node.next_functions[0][0], "variable"))
+
+
 def saved_activation_bytes(net: nn.Module, x: torch.Tensor) -> int:
     """Bytes of the distinct tensors autograd keeps for backward during one training-mode forward.
 
     This is the activation memory a training step holds at its peak (parameters excluded), measured on any
-    device, so CPU runs can be compared with the planner's GPU-calibrated estimate.
+    device, so CPU runs can be compared with the planner's GPU-calibrated estimate. Under autocast, the
+    half-precision copies of the parameters that convolutions save are parameters too, and excluded.
     """
     parameter_storages = {p.untyped_storage().data_ptr() for p in net.parameters()}
     seen: Dict[int, int] = {}
 
     def pack(t: torch.Tensor):
         storage = t.untyped_storage()
-        if storage.data_ptr() not in parameter_storages:
+        if storage.data_ptr() not in parameter_storages and not _is_parameter_cast(t):
             seen[storage.data_ptr()] = storage.nbytes()
         return t
 
@@ -61,6 +72,58 @@ def forward_flops(net: nn.Module, x: torch.Tensor) -> int:
     with counter, torch.no_grad():
         net(x)
     return counter.get_total_flops()
+
+
+def step_flops(net: nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of one training step, forward and backward (``torch.utils.flop_counter``: convolutions and matrix
+    products), as they execute: recomputation under activation checkpointing included."""
+    net.train()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        _loss(net(x)).backward()
+    net.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+class _LiveBytes(TorchDispatchMode):
+    """Bytes of the tensor storages allocated while active and still alive, and their peak."""
+
+    def __init__(self):
+        super().__init__()
+        self.live: Dict[int, tuple] = {}
+        self.peak = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        output = func(*args, **(kwargs or {}))
+        inputs = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
+        for t in tree_leaves(output):
+            if isinstance(t, torch.Tensor):
+                storage = t.untyped_storage()
+                key = storage.data_ptr()
+                if key in inputs:  # a view or an in-place result: no new memory (e.g. parameters, their grads)
+                    continue
+                if key not in self.live or self.live[key][0].expired():
+                    self.live[key] = (StorageWeakRef(storage), storage.nbytes())
+        self.live = {key: entry for key, entry in self.live.items() if not entry[0].expired()}
+        self.peak = max(self.peak, sum(nbytes for _, nbytes in self.live.values()))
+        return output
+
+
+def peak_step_bytes(net: nn.Module, x: torch.Tensor) -> int:
+    """Peak bytes of the tensors alive during one training step (forward, loss, backward), parameters and their
+    gradients excluded (gradients start at zero so that backward accumulates into them in place).
+
+    The CPU counterpart of ``torch.cuda.max_memory_allocated``, on any device: unlike
+    :func:`saved_activation_bytes` it sees what activation checkpointing keeps and recomputes.
+    """
+    net.train()
+    for p in net.parameters():
+        p.grad = torch.zeros_like(p)
+    tracker = _LiveBytes()
+    with tracker:
+        _loss(net(x)).backward()
+    net.zero_grad(set_to_none=True)
+    return tracker.peak
 
 
 def _step_seconds(net: nn.Module, x: torch.Tensor) -> float:
@@ -122,9 +185,12 @@ def profile_networks(builders: Dict[str, Callable[[], nn.Module]], input_shape: 
                       "saved_bytes": activation_bytes(net, x)}
         if with_flops:
             rows[name]["gflops"] = forward_flops(net, x) / 1e9
+            rows[name]["step_gflops"] = step_flops(net, x) / 1e9
         if with_inference:
             rows[name]["inference_s"] = median_inference_seconds(net, x[:1], repeats)
     step_times = median_step_seconds(list(nets.values()), x, repeats=repeats)
     for row, seconds in zip(rows.values(), step_times):
         row["step_s"] = seconds
+        if with_flops:
+            row["gflop_per_s"] = row["step_gflops"] / seconds  # achieved: forward+backward FLOPs / step time
     return rows
