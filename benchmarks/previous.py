@@ -24,6 +24,13 @@ class PreviousVersionUnavailable(RuntimeError):
     pass
 
 
+def previous_class_path(class_path: str) -> str:
+    """The import path of ``class_path``'s network as of :data:`REVISION` (imported on first use), for nnU-Net's
+    ``get_network_from_plans``."""
+    previous = previous_classes()[class_path]
+    return f"{previous.__module__}.{previous.__name__}"
+
+
 @lru_cache(maxsize=None)
 def previous_classes(revision: str = REVISION) -> Dict[str, type]:
     """``{class path today: that class as of revision}`` for KiU-Net and UIU-Net, imported from ``git show``

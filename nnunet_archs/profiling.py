@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence, Set
 
 import torch
 from torch import nn
@@ -37,10 +37,15 @@ def activation_bytes(net: nn.Module, x: torch.Tensor) -> int:
 
 
 def _is_parameter_cast(t: torch.Tensor) -> bool:
-    """Whether ``t`` is autocast's dtype cast of a leaf tensor (a parameter)."""
+    """Whether ``t`` is autocast's dtype cast of a parameter (or of a slice or view of one)."""
     node = t.grad_fn
-    return (node is not None and node.name() == "ToCopyBackward0"
-            and hasattr(node.next_functions[0][0], "variable"))
+    if node is None or node.name() != "ToCopyBackward0":
+        return False
+    while node is not None and not hasattr(node, "variable"):  # AccumulateGrad: a leaf, i.e. a parameter
+        if len(node.next_functions) != 1:
+            return False
+        node = node.next_functions[0][0]
+    return node is not None
 
 
 def saved_activation_bytes(net: nn.Module, x: torch.Tensor) -> int:
@@ -86,10 +91,12 @@ def step_flops(net: nn.Module, x: torch.Tensor) -> int:
 
 
 class _LiveBytes(TorchDispatchMode):
-    """Bytes of the tensor storages allocated while active and still alive, and their peak."""
+    """Bytes of the activation storages allocated while active and still alive, and their peak. A new tensor
+    shaped like a parameter is a gradient (or a cast) of one: parameter memory, not counted."""
 
-    def __init__(self):
+    def __init__(self, parameter_shapes: Set[torch.Size]):
         super().__init__()
+        self.parameter_shapes = parameter_shapes
         self.live: Dict[int, tuple] = {}
         self.peak = 0
 
@@ -97,10 +104,10 @@ class _LiveBytes(TorchDispatchMode):
         output = func(*args, **(kwargs or {}))
         inputs = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
         for t in tree_leaves(output):
-            if isinstance(t, torch.Tensor):
+            if isinstance(t, torch.Tensor) and t.shape not in self.parameter_shapes:
                 storage = t.untyped_storage()
                 key = storage.data_ptr()
-                if key in inputs:  # a view or an in-place result: no new memory (e.g. parameters, their grads)
+                if key in inputs:  # a view or an in-place result: no new memory
                     continue
                 if key not in self.live or self.live[key][0].expired():
                     self.live[key] = (StorageWeakRef(storage), storage.nbytes())
@@ -111,15 +118,14 @@ class _LiveBytes(TorchDispatchMode):
 
 def peak_step_bytes(net: nn.Module, x: torch.Tensor) -> int:
     """Peak bytes of the tensors alive during one training step (forward, loss, backward), parameters and their
-    gradients excluded (gradients start at zero so that backward accumulates into them in place).
+    gradients excluded.
 
     The CPU counterpart of ``torch.cuda.max_memory_allocated``, on any device: unlike
     :func:`saved_activation_bytes` it sees what activation checkpointing keeps and recomputes.
     """
     net.train()
-    for p in net.parameters():
-        p.grad = torch.zeros_like(p)
-    tracker = _LiveBytes()
+    net.zero_grad(set_to_none=True)
+    tracker = _LiveBytes({p.shape for p in net.parameters()})
     with tracker:
         _loss(net(x)).backward()
     net.zero_grad(set_to_none=True)

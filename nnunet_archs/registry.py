@@ -54,16 +54,18 @@ VARIANTS: Dict[str, ArchitectureVariant] = {v.name: v for v in [
                             "pool_type": "max", "ki_num_stages": 4, "ki_max_scale": None,
                             "ki_features_per_stage": "unet", "crfb_kernel_size": 3, "crfb_resolution": "source",
                             "skip_placement": "after", "fusion": "feature_add"}),
-    ArchitectureVariant("KiUNet-checkpoint", KIUNET, "DynamicKiUNet, Ki branch and CRFBs recomputed in backward "
-                        "(activation checkpointing)", {"checkpoint": "ki"}),
+    ArchitectureVariant("KiUNet-checkpoint", KIUNET, "DynamicKiUNet recomputing every stage in backward "
+                        "(activation checkpointing: less memory, larger planned patches, more step time)",
+                        {"checkpoint": "stages"}),
     ArchitectureVariant("UIUNet", UIUNET, "DynamicUIUNet3D, full (RSU heights 7,6,5,4,..., IC-A)"),
     ArchitectureVariant("UIUNet-minimal", UIUNET, "DynamicUIUNet3D, seed's minimal: 50% features, RSU heights "
                         "5,4,3,...", {"rsu_max_height": 5, "rsu_min_height": 3}, feature_scale=0.5),
     ArchitectureVariant("UIUNet-original", UIUNET, "DynamicUIUNet3D as published: RSU heights 7,6,5,4,4F,4F, "
                         "dilations 1,2,4,8, the original's inner widths (1/2 or 1/4 of each stage's)",
                         {"mid_ratio": "original"}),
-    ArchitectureVariant("UIUNet-checkpoint", UIUNET, "DynamicUIUNet3D, nested RSU blocks recomputed in backward "
-                        "(activation checkpointing)", {"checkpoint": "rsu"}),
+    ArchitectureVariant("UIUNet-checkpoint", UIUNET, "DynamicUIUNet3D recomputing every stage in backward "
+                        "(activation checkpointing: less memory, larger planned patches, more step time)",
+                        {"checkpoint": "stages"}),
 ]}
 
 

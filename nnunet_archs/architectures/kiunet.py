@@ -128,6 +128,10 @@ class CrossRefinementBlock(nn.Module):
         return (ki_to_u + self.u_to_ki.compute_conv_feature_map_size(u_size)
                 + single_map(self.u_channels, u_size) + single_map(self.ki_channels, ki_size))  # refined maps
 
+    def largest_map(self, u_size: Sequence[int], ki_size: Sequence[int]) -> np.int64:
+        projected = n_elements(self.u_channels, ki_size if self.resolution == "source" else u_size)
+        return max(projected, n_elements(self.ki_channels, ki_size))
+
 
 class KiUNetDecoder(UNetDecoder):
     """nnU-Net's UNetDecoder (same modules, same state-dict keys) plus the Ki decoder, CRFBs and the fusion head.
@@ -226,20 +230,25 @@ class KiUNetDecoder(UNetDecoder):
             level = n_levels - 1 - i
             u_full = (self.stages[i].compute_conv_feature_map_size(u_size[level])
                       + n_elements(features[level], u_size[level]))  # transposed-conv output, DNA's unit
-            u_kept = single_map(features[level], u_size[level])
+            u_kept = u_skip = single_map(features[level], u_size[level])
+            u_largest = n_elements(features[level], u_size[level])
             if level < len(self.ki_stages):
-                ki_full = self.ki_stages[level].compute_conv_feature_map_size(ki_size[level + 1])
-                ki_kept = single_map(self.ki_stages[level].out_channels, ki_size[level])
+                ki_stage = self.ki_stages[level]
+                ki_full = ki_stage.compute_conv_feature_map_size(ki_size[level + 1])
+                ki_kept = ki_skip = single_map(ki_stage.out_channels, ki_size[level])
+                ki_largest = n_elements(ki_stage.out_channels, ki_size[level + 1])  # its conv, before pooling
                 if str(level) in self.crfbs:
-                    ki_full += self.crfbs[str(level)].compute_conv_feature_map_size(u_size[level], ki_size[level])
+                    crfb = self.crfbs[str(level)]
+                    ki_full += crfb.compute_conv_feature_map_size(u_size[level], ki_size[level])
                     ki_kept += single_map(features[level], u_size[level])  # the refined U map
+                    ki_largest = max(ki_largest, crfb.largest_map(u_size[level], ki_size[level]))
                 if self.checkpoint == "stages":
-                    tally.add(u_full + ki_full, u_kept + ki_kept, checkpointed=True)
+                    tally.add(u_full + ki_full, u_kept + ki_kept, True, u_skip + ki_skip, max(u_largest, ki_largest))
                 else:
-                    tally.add(u_full, u_kept, checkpointed=False)
-                    tally.add(ki_full, ki_kept, checkpointed=self.checkpoint == "ki")
+                    tally.add(u_full, u_kept, False, u_skip, u_largest)
+                    tally.add(ki_full, ki_kept, self.checkpoint == "ki", ki_skip, ki_largest)
             else:
-                tally.add(u_full, u_kept, checkpointed=self.checkpoint == "stages")
+                tally.add(u_full, u_kept, self.checkpoint == "stages", u_skip, u_largest)
             if self.deep_supervision and level > 0:
                 tally.add(n_elements(self.num_classes, u_size[level]))
         head = self.seg_layers[n_levels] if self.fusion == "mean_logits" else self.ki_head
@@ -443,23 +452,27 @@ class DynamicKiUNet(AbstractDynamicNetworkArchitectures):
                         u_full += 4 * single_map(channels[s], size)  # int64 indices: 4 half-precision maps
                 u_full += stage[-1].compute_conv_feature_map_size(size)
             u_kept = single_map(channels[s + 1], size)
+            u_largest = n_elements(channels[s + 1], size)
             if s >= len(self.ki_encoder):
-                tally.add(u_full, u_kept, checkpointed=per_stage_checkpoint)
+                tally.add(u_full, u_kept, per_stage_checkpoint, largest=u_largest)
                 continue
             ki_stage = self.ki_encoder[s]
             ki_full = ki_stage.compute_conv_feature_map_size(ki_size)
             ki_size = scaled_size(ki_size, ki_stage.up_factor)
             ki_kept = single_map(ki_stage.out_channels, ki_size)
+            ki_largest = n_elements(ki_stage.out_channels, ki_size)
             if str(s) in self.encoder_crfbs:
-                ki_full += self.encoder_crfbs[str(s)].compute_conv_feature_map_size(size, ki_size)
+                crfb = self.encoder_crfbs[str(s)]
+                ki_full += crfb.compute_conv_feature_map_size(size, ki_size)
                 ki_kept += single_map(channels[s + 1], size)  # the refined U map
+                ki_largest = max(ki_largest, crfb.largest_map(size, ki_size))
                 if self.skip_placement == "before":
                     ki_kept *= 2  # the pre-exchange maps are outputs too
             if per_stage_checkpoint:
-                tally.add(u_full + ki_full, u_kept + ki_kept, checkpointed=True)
+                tally.add(u_full + ki_full, u_kept + ki_kept, True, largest=max(u_largest, ki_largest))
             else:
-                tally.add(u_full, u_kept, checkpointed=False)
-                tally.add(ki_full, ki_kept, checkpointed=self.checkpoint == "ki")
+                tally.add(u_full, u_kept, False, largest=u_largest)
+                tally.add(ki_full, ki_kept, self.checkpoint == "ki", largest=ki_largest)
         self.decoder.tally_activations(tally, input_size)
         return tally.total
 

@@ -211,17 +211,18 @@ class UIUNetDecoder(nn.Module):
         """Add the decoder's activations, level by level as ``forward`` checkpoints them, to ``tally``."""
         cfg, features = self.cfg, self.cfg.features_per_stage
         sizes = [shrunk(input_size, p) for p in cfg.cumulative_strides]
-        for s, stage in enumerate(self.stages):
+        for s in reversed(range(len(self.stages))):
             in_channels = 2 * features[s] if str(s) in self.fusions else features[s + 1] + features[s]
             merge = single_map(in_channels, sizes[s])  # the RSU's input: concatenation of both halves
             if str(s) in self.fusions:
                 merge += self.fusions[str(s)].compute_conv_feature_map_size(sizes[s])
-            rsu, kept = stage.compute_conv_feature_map_size(sizes[s]), single_map(features[s], sizes[s])
+            rsu = self.stages[s].compute_conv_feature_map_size(sizes[s])
+            kept = skip = single_map(features[s], sizes[s])  # the level's output; the encoder's skip it reads
             if self.checkpoint == "stages":
-                tally.add(merge + rsu, kept, checkpointed=True)
+                tally.add(merge + rsu, kept, True, skip)
             else:
-                tally.add(merge)
-                tally.add(rsu, kept, checkpointed=self.checkpoint == "rsu")
+                tally.add(merge, skips=skip)
+                tally.add(rsu, kept, self.checkpoint == "rsu")
         # each side output (read by its share of the fusion) and the fused sum
         tally.add(sum(single_map(cfg.num_classes, size) for size in sizes) + single_map(cfg.num_classes, sizes[0]))
 
@@ -392,10 +393,10 @@ class DynamicUIUNet3D(AbstractDynamicNetworkArchitectures):
                               else (5 if self.pool_type == "max" else 1) * single_map(channels[s], size))
             rsu, kept = stage.compute_conv_feature_map_size(size), single_map(channels[s + 1], size)
             if self.checkpoint == "stages":
-                tally.add(downsample + rsu, kept, checkpointed=True)
+                tally.add(downsample + rsu, kept, True)
             else:
                 tally.add(downsample)
-                tally.add(rsu, kept, checkpointed=self.checkpoint == "rsu")
+                tally.add(rsu, kept, self.checkpoint == "rsu")
         self.decoder.tally_activations(tally, input_size)
         return tally.total
 
