@@ -119,14 +119,15 @@ def cost_table(args, configs: Dict[str, tuple]) -> None:
                 continue
             after, before = rows[f"{network} (after)"], rows.get(f"{network} (before)")
 
-            def pair(column: str, fmt: str, relative: bool = False) -> str:
-                value = (lambda row: row[column] / plain[column]) if relative else (lambda row: row[column])
+            def pair(column: str, fmt: str, relative: bool = False, scale: float = 1) -> str:
+                def value(row: dict) -> float:
+                    return row[column] / plain[column] if relative else row[column] / scale
                 text = format(value(after), fmt)
                 return text if before is None else f"{format(value(before), fmt)} -> {text}"
 
             honesty = (after["estimate"] / after["saved_bytes"]) / (plain["estimate"] / plain["saved_bytes"])
             print(f"| {name} | {shape} | {network} | {after['params'] / 1e6:.2f} | {after['gflops']:.1f} "
-                  f"| {pair('step_s', '.2f')} | {pair('saved_bytes', '.0f').replace('.0', '')} "
+                  f"| {pair('step_s', '.2f')} | {pair('saved_bytes', '.0f', scale=2 ** 20)} "
                   f"| {pair('gflop_per_s', '.1f')} | {pair('step_s', '.2f', True)} | {pair('saved_bytes', '.2f', True)} "
                   f"| {pair('gflop_per_s', '.2f', True)} | {honesty:.2f} |", flush=True)
     print()
@@ -200,12 +201,12 @@ def changes_table(args, configs: Dict[str, tuple]) -> None:
     for name in args.change_configurations:
         record, patch, batch = configs[name]
         x = torch.randn(batch, record.num_input_channels, *patch)
-        kiunet = record.build_variant(VARIANTS["KiUNet"], deep_supervision=True)
-        uiunet = record.build_variant(VARIANTS["UIUNet"], deep_supervision=True)
         old_ki = record.build_variant(ArchitectureVariant("old", previous_class_path(KIUNET), ""), True)
         old_ui = record.build_variant(ArchitectureVariant("old", previous_class_path(UIUNET), ""), True)
-        old_ki.load_state_dict(kiunet.state_dict())
-        old_ui.load_state_dict(uiunet.state_dict())
+        kiunet = record.build_variant(VARIANTS["KiUNet"], deep_supervision=True)
+        uiunet = record.build_variant(VARIANTS["UIUNet"], deep_supervision=True)
+        kiunet.load_state_dict(old_ki.state_dict())
+        uiunet.load_state_dict(old_ui.state_dict())
         deepest_ki = len(kiunet.decoder.ki_stages) - 1
         ica_level = min(int(k) for k in uiunet.decoder.fusions)
         old_ica = old_ui.decoder.fusions[str(ica_level)]
