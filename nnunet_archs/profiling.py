@@ -2,12 +2,16 @@
 memory and step time of a network on one input batch. Everything here measures; nothing is estimated."""
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Set
 
 import torch
 from torch import nn
+from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 
@@ -35,8 +39,21 @@ def activation_bytes(net: nn.Module, x: torch.Tensor, autocast_dtype: Optional[t
     return torch.cuda.max_memory_allocated() - baseline
 
 
+def _is_parameter_cast(t: torch.Tensor) -> bool:
+    """Whether ``t`` is autocast's dtype cast of a parameter (or of a slice or view of one)."""
+    node = t.grad_fn
+    if node is None or node.name() != "ToCopyBackward0":
+        return False
+    while node is not None and not hasattr(node, "variable"):  # AccumulateGrad: a leaf, i.e. a parameter
+        if len(node.next_functions) != 1:
+            return False
+        node = node.next_functions[0][0]
+    return node is not None
+
+
 def _autocast(x: torch.Tensor, dtype: Optional[torch.dtype]):
-    return torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None)
+    # no context at all without a dtype: a disabled autocast would switch off one the caller entered
+    return contextlib.nullcontext() if dtype is None else torch.autocast(x.device.type, dtype=dtype)
 
 
 def saved_activation_bytes(net: nn.Module, x: torch.Tensor, autocast_dtype: Optional[torch.dtype] = None) -> int:
@@ -47,18 +64,13 @@ def saved_activation_bytes(net: nn.Module, x: torch.Tensor, autocast_dtype: Opti
     forward runs under autocast, as nnU-Net trains (fp16 on CUDA; bf16 is the CPU stand-in); the low-precision
     copies autocast makes of the parameters are not counted: they do not grow with the patch.
     """
-    parameters = {id(p) for p in net.parameters()}
     parameter_storages = {p.untyped_storage()._cdata for p in net.parameters()}
     seen: Dict[int, int] = {}
-
-    def is_parameter_copy(t: torch.Tensor) -> bool:
-        sources = t.grad_fn.next_functions if t.grad_fn is not None else ()
-        return len(sources) == 1 and id(getattr(sources[0][0], "variable", None)) in parameters
 
     def pack(t: torch.Tensor):
         # storages are told apart by their C++ object, which FakeTensors (fake_saved_activation_bytes) also have
         storage = t.untyped_storage()
-        if storage._cdata not in parameter_storages and not is_parameter_copy(t):
+        if storage._cdata not in parameter_storages and not _is_parameter_cast(t):
             seen[storage._cdata] = storage.nbytes()
         return t
 
@@ -88,6 +100,59 @@ def forward_flops(net: nn.Module, x: torch.Tensor) -> int:
     with counter, torch.no_grad():
         net(x)
     return counter.get_total_flops()
+
+
+def step_flops(net: nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of one training step, forward and backward (``torch.utils.flop_counter``: convolutions and matrix
+    products), as they execute: recomputation under activation checkpointing included."""
+    net.train()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        _loss(net(x)).backward()
+    net.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+class _LiveBytes(TorchDispatchMode):
+    """Bytes of the activation storages allocated while active and still alive, and their peak. A new tensor
+    shaped like a parameter is a gradient (or a cast) of one: parameter memory, not counted."""
+
+    def __init__(self, parameter_shapes: Set[torch.Size]):
+        super().__init__()
+        self.parameter_shapes = parameter_shapes
+        self.live: Dict[int, tuple] = {}
+        self.peak = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        output = func(*args, **(kwargs or {}))
+        inputs = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
+        for t in tree_leaves(output):
+            if isinstance(t, torch.Tensor) and t.shape not in self.parameter_shapes:
+                storage = t.untyped_storage()
+                key = storage.data_ptr()
+                if key in inputs:  # a view or an in-place result: no new memory
+                    continue
+                if key not in self.live or self.live[key][0].expired():
+                    self.live[key] = (StorageWeakRef(storage), storage.nbytes())
+        self.live = {key: entry for key, entry in self.live.items() if not entry[0].expired()}
+        self.peak = max(self.peak, sum(nbytes for _, nbytes in self.live.values()))
+        return output
+
+
+def peak_step_bytes(net: nn.Module, x: torch.Tensor) -> int:
+    """Peak bytes of the tensors alive during one training step (forward, loss, backward), parameters and their
+    gradients excluded.
+
+    The CPU counterpart of ``torch.cuda.max_memory_allocated``, on any device: unlike
+    :func:`saved_activation_bytes` it sees what activation checkpointing keeps and recomputes.
+    """
+    net.train()
+    net.zero_grad(set_to_none=True)
+    tracker = _LiveBytes({p.shape for p in net.parameters()})
+    with tracker:
+        _loss(net(x)).backward()
+    net.zero_grad(set_to_none=True)
+    return tracker.peak
 
 
 def _step_seconds(net: nn.Module, x: torch.Tensor) -> float:
@@ -149,9 +214,12 @@ def profile_networks(builders: Dict[str, Callable[[], nn.Module]], input_shape: 
                       "saved_bytes": activation_bytes(net, x)}
         if with_flops:
             rows[name]["gflops"] = forward_flops(net, x) / 1e9
+            rows[name]["step_gflops"] = step_flops(net, x) / 1e9
         if with_inference:
             rows[name]["inference_s"] = median_inference_seconds(net, x[:1], repeats)
     step_times = median_step_seconds(list(nets.values()), x, repeats=repeats)
     for row, seconds in zip(rows.values(), step_times):
         row["step_s"] = seconds
+        if with_flops:
+            row["gflop_per_s"] = row["step_gflops"] / seconds  # achieved: forward+backward FLOPs / step time
     return rows

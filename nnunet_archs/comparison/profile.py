@@ -79,15 +79,17 @@ def run_profile(record: PlansRecord, architectures: Sequence[str], patch: List[i
 def format_table(result: ProfileResult) -> str:
     relative = ratios(result.rows)
     header = ("| architecture | params (M) | GFLOPs | estimate (M) | activations (MB) | step (s) | inference (s) "
-              "| params x | GFLOPs x | memory x | step x |")
+              "| GFLOP/s | params x | GFLOPs x | memory x | step x | FLOP/s x |")
     lines = [f"{result.configuration}, patch {'x'.join(map(str, result.patch))}, batch {result.batch_size}, "
-             f"{result.machine}, {result.date}", "", header, "|---" * 11 + "|"]
+             f"{result.machine}, {result.date}; GFLOP/s = forward+backward FLOPs / step time", "", header,
+             "|---" * 13 + "|"]
     for name, row in result.rows.items():
         r = relative[name]
         inference = f"{row['inference_s']:.3f}" if "inference_s" in row else "-"
         lines.append(f"| {name} | {row['params'] / 1e6:.2f} | {row['gflops']:.1f} | {row['estimate'] / 1e6:.1f} "
                      f"| {row['saved_bytes'] / 2 ** 20:.0f} | {row['step_s']:.3f} | {inference} "
-                     f"| {r['params']:.2f} | {r['gflops']:.2f} | {r['saved_bytes']:.2f} | {r['step_s']:.2f} |")
+                     f"| {row['gflop_per_s']:.1f} | {r['params']:.2f} | {r['gflops']:.2f} | {r['saved_bytes']:.2f} "
+                     f"| {r['step_s']:.2f} | {r['gflop_per_s']:.2f} |")
     return "\n".join(lines)
 
 

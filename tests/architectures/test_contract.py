@@ -7,12 +7,15 @@ What nnU-Net relies on (``shared design`` section 3): outputs and their scales, 
 from __future__ import annotations
 
 import io
+import pydoc
+from typing import List
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nnunet_archs.registry import PLAIN_UNET, VARIANTS
 from tests.architectures.cases import ARCHITECTURES, ArchCase, as_list, expected_output_sizes, unet_kwargs
 
 EXAMPLES_PER_ARCHITECTURE = 200
@@ -26,6 +29,30 @@ def network_case(draw, case: ArchCase):
     return kwargs, input_size, batch
 
 
+def assert_contract(cls: type, kwargs: dict, input_size: List[int], batch: int) -> None:
+    """Output count and scales, finite logits, a gradient for every parameter under deep supervision, and a
+    state dict that does not depend on deep supervision."""
+    torch.manual_seed(0)
+    net = cls(**kwargs)
+    net.apply(net.initialize)
+    x = torch.randn(batch, kwargs["input_channels"], *input_size)
+    outputs = as_list(net(x))
+
+    expected = expected_output_sizes(kwargs, input_size)
+    if not kwargs["deep_supervision"]:
+        expected = expected[:1]
+    assert [list(o.shape) for o in outputs] == [[batch, kwargs["num_classes"], *e] for e in expected]
+    assert all(torch.isfinite(o).all() for o in outputs)
+
+    if kwargs["deep_supervision"]:
+        sum(o.mean() for o in outputs).backward()
+        missing = [n for n, p in net.named_parameters() if p.grad is None]
+        assert not missing, f"parameters without gradient under deep supervision: {missing[:5]}"
+
+    other = cls(**{**kwargs, "deep_supervision": not kwargs["deep_supervision"]})
+    assert list(other.state_dict().keys()) == list(net.state_dict().keys())
+
+
 @pytest.mark.parametrize("case", ARCHITECTURES, ids=lambda c: c.name)
 def test_random_configurations_honour_the_contract(case: ArchCase):
     seen = []
@@ -35,25 +62,7 @@ def test_random_configurations_honour_the_contract(case: ArchCase):
     def check(example):
         kwargs, input_size, batch = example
         seen.append((kwargs["conv_op"], kwargs["n_stages"], kwargs["deep_supervision"]))
-        torch.manual_seed(0)
-        net = case.cls(**kwargs)
-        net.apply(net.initialize)
-        x = torch.randn(batch, kwargs["input_channels"], *input_size)
-        outputs = as_list(net(x))
-
-        expected = expected_output_sizes(kwargs, input_size)
-        if not kwargs["deep_supervision"]:
-            expected = expected[:1]
-        assert [list(o.shape) for o in outputs] == [[batch, kwargs["num_classes"], *e] for e in expected]
-        assert all(torch.isfinite(o).all() for o in outputs)
-
-        if kwargs["deep_supervision"]:
-            sum(o.mean() for o in outputs).backward()
-            missing = [n for n, p in net.named_parameters() if p.grad is None]
-            assert not missing, f"parameters without gradient under deep supervision: {missing[:5]}"
-
-        other = case.cls(**{**kwargs, "deep_supervision": not kwargs["deep_supervision"]})
-        assert list(other.state_dict().keys()) == list(net.state_dict().keys())
+        assert_contract(case.cls, kwargs, input_size, batch)
 
     check()
     assert len(seen) >= EXAMPLES_PER_ARCHITECTURE, f"only {len(seen)} configurations were tried"
@@ -68,6 +77,27 @@ def _small_3d_kwargs(deep_supervision: bool) -> dict:
                 n_conv_per_stage_decoder=[2, 2, 2], conv_bias=True, norm_op=torch.nn.InstanceNorm3d,
                 norm_op_kwargs={"eps": 1e-5, "affine": True}, nonlin=torch.nn.LeakyReLU,
                 nonlin_kwargs={"inplace": True}, deep_supervision=deep_supervision)
+
+
+PRESETS = [v for v in VARIANTS.values() if v.class_path in {c.class_path for c in ARCHITECTURES}]
+
+
+@pytest.mark.parametrize("variant", PRESETS, ids=lambda v: v.name)
+@pytest.mark.parametrize("dim", [2, 3])
+def test_every_preset_honours_the_contract(variant, dim: int):
+    """Each registry preset of our networks, derived from a small plans entry as nnU-Net derives it."""
+    kwargs = _small_3d_kwargs(deep_supervision=True)
+    size = [8, 16, 16]
+    if dim == 2:
+        kwargs = _as_2d(kwargs)
+        size = [16, 16]
+    kwargs = variant.arch_kwargs(PLAIN_UNET, kwargs)
+    assert_contract(pydoc.locate(variant.class_path), kwargs, size, batch=2)
+
+
+def _as_2d(kwargs: dict) -> dict:
+    return {**kwargs, "conv_op": torch.nn.Conv2d, "norm_op": torch.nn.InstanceNorm2d,
+            "kernel_sizes": [k[1:] for k in kwargs["kernel_sizes"]], "strides": [s[1:] for s in kwargs["strides"]]}
 
 
 @pytest.mark.parametrize("case", ARCHITECTURES, ids=lambda c: c.name)
@@ -106,11 +136,20 @@ def test_no_graph_breaks_under_dynamo(case: ArchCase, dim: int, deep_supervision
     kwargs = _small_3d_kwargs(deep_supervision)
     size = [8, 16, 16]
     if dim == 2:
-        kwargs.update(conv_op=torch.nn.Conv2d, norm_op=torch.nn.InstanceNorm2d,
-                      kernel_sizes=[k[1:] for k in kwargs["kernel_sizes"]], strides=[s[1:] for s in kwargs["strides"]])
+        kwargs = _as_2d(kwargs)
         size = [16, 16]
+    _assert_one_graph(case.cls(**kwargs), size)
+
+
+@pytest.mark.parametrize("case, checkpoint", [(c, m) for c in ARCHITECTURES for m in c.checkpoint_modes],
+                         ids=lambda v: getattr(v, "name", v))
+def test_no_graph_breaks_under_dynamo_with_checkpointing(case: ArchCase, checkpoint: str):
+    """Non-reentrant checkpointing (and the recomputed max-pool indices) compile into the same single graph."""
+    _assert_one_graph(case.cls(**_small_3d_kwargs(True), checkpoint=checkpoint), [8, 16, 16])
+
+
+def _assert_one_graph(net: torch.nn.Module, size: List[int]) -> None:
     torch._dynamo.reset()
-    net = case.cls(**kwargs)
     explanation = torch._dynamo.explain(net)(torch.randn(2, 1, *size))
     assert explanation.graph_break_count == 0, explanation.break_reasons
     assert explanation.graph_count == 1

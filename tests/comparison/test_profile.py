@@ -22,7 +22,10 @@ def test_profile_writes_table_json_and_plot(tmp_path):
     assert profile["patch"] == [64, 64] and profile["batch_size"] == 1
     for name in ("PlainConvUNet", "KiUNet"):
         row = profile["rows"][name]
-        assert set(row) == {"params", "gflops", "estimate", "saved_bytes", "step_s", "inference_s"}
+        assert set(row) == {"params", "gflops", "estimate", "saved_bytes", "step_s", "inference_s", "step_gflops",
+                            "gflop_per_s"}
+        assert row["step_gflops"] > 2 * row["gflops"]  # backward costs about twice the forward
+        assert row["gflop_per_s"] == pytest.approx(row["step_gflops"] / row["step_s"])
         assert all(value > 0 for value in row.values())
         for column, ratio in profile["ratios"][name].items():
             assert ratio == pytest.approx(row[column] / profile["rows"]["PlainConvUNet"][column])
