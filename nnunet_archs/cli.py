@@ -262,8 +262,11 @@ def profile(args: argparse.Namespace) -> None:
     from nnunet_archs.comparison.profile import (DEFAULT_ARCHITECTURES, default_patch, format_table, run_profile,
                                                  write_outputs)
     from nnunet_archs.registry import get_variant
+    from nnunet_archs.profiling import AUTOCAST_DTYPES
     if args.device.startswith("cuda") and not __import__("torch").cuda.is_available():
         raise UsageError("--device cuda was given but no CUDA GPU is available")
+    if args.amp and args.device.split(":")[0] not in AUTOCAST_DTYPES:
+        raise UsageError(f"--amp measures autocast on {' or '.join(AUTOCAST_DTYPES)}, not {args.device!r}")
     for name, value in (("--batch-size", args.batch_size), ("--repeats", args.repeats)):
         if value is not None and value < 1:
             raise UsageError(f"{name} must be >= 1, got {value}")
@@ -279,7 +282,8 @@ def profile(args: argparse.Namespace) -> None:
     except ValueError as error:
         raise UsageError(str(error))
     batch = args.batch_size or (record.batch_size if args.device.startswith("cuda") else 2)
-    result = run_profile(record, architectures, patch, batch, args.repeats, args.inference, args.sweep, args.device)
+    result = run_profile(record, architectures, patch, batch, args.repeats, args.inference, args.sweep, args.device,
+                         amp=args.amp, compile=args.compile)
     print(format_table(result))
     paths = write_outputs(result, args.output)
     print(f"\nWritten: {paths['table']}, {paths['json']}, {paths['png']}")
@@ -554,6 +558,12 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--sweep", type=int, nargs="*", default=[2, 3],
                          help="bottleneck sizes (voxels per axis) for the patch-size sweep; none to skip")
     profile.add_argument("--device", default="cpu", help="cpu or cuda")
+    profile.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                         help="autocast as nnU-Net trains (fp16 + GradScaler on CUDA, bf16 on CPU as the stand-in); "
+                              "default: on for cuda, off for cpu")
+    profile.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                         help="torch.compile the networks as nnU-Net does; default: on for cuda, off for cpu (where "
+                              "inductor takes minutes per network)")
     profile.add_argument("-o", "--output", type=Path, default=Path("nnunet_archs_profile"))
     compare = commands.add_parser(
         "compare", help="a cross-validated study: plan every architecture at the same GPU memory target, train every "

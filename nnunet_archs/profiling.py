@@ -70,8 +70,8 @@ def saved_activation_bytes(net: nn.Module, x: torch.Tensor, autocast_dtype: Opti
     def pack(t: torch.Tensor):
         # storages are told apart by their C++ object, which FakeTensors (fake_saved_activation_bytes) also have
         storage = t.untyped_storage()
-        if storage._cdata not in parameter_storages and not _is_parameter_cast(t):
-            seen[storage._cdata] = storage.nbytes()
+        if storage.data_ptr() not in parameter_storages and not _is_parameter_cast(t, parameters):
+            seen[storage.data_ptr()] = storage.nbytes()
         return t
 
     net.train()
@@ -155,31 +155,131 @@ def peak_step_bytes(net: nn.Module, x: torch.Tensor) -> int:
     return tracker.peak
 
 
-def _step_seconds(net: nn.Module, x: torch.Tensor) -> float:
-    net.zero_grad(set_to_none=True)
+# nnU-Net trains under fp16 autocast on CUDA (nnUNetTrainer.train_step); bf16 is the CPU's stand-in (CPU autocast
+# has no fp16 kernels for convolutions)
+AUTOCAST_DTYPES = {"cuda": torch.float16, "cpu": torch.bfloat16}
+
+
+def nnunet_step_mode(device: str, amp: Optional[bool] = None, compile: Optional[bool] = None) -> Dict[str, bool]:
+    """``amp`` and ``compile``, each as given or, when ``None``, as nnU-Net trains on ``device``: autocast and
+    torch.compile on CUDA, neither on CPU (nnUNetTrainer.train_step and _do_i_compile)."""
+    on_cuda = torch.device(device).type == "cuda"
+    return {"amp": on_cuda if amp is None else amp, "compile": on_cuda if compile is None else compile}
+
+
+def describe_step(device: str, amp: bool, compile: bool) -> str:
+    """How :class:`TrainingStep` runs on ``device``, for table headers."""
+    device_type = torch.device(device).type
+    precision = f"{str(AUTOCAST_DTYPES[device_type]).split('.')[-1]} autocast" if amp else "fp32"
+    scaler = " + GradScaler" if amp and device_type == "cuda" else ""
+    return f"{precision}{scaler}, SGD (Nesterov), {'torch.compile' if compile else 'eager'}"
+
+
+class TrainingStep:
+    """One training step of ``net`` as nnUNetTrainer.train_step runs it: SGD with Nesterov momentum (nnU-Net's
+    learning rate, momentum and weight decay, so that its optimizer state is allocated), gradient clipping at 12,
+    and with ``amp`` autocast (fp16 on CUDA with a GradScaler, bf16 on CPU); ``compile`` runs the network through
+    ``torch.compile`` as nnU-Net does by default on CUDA. ``loss`` maps the network's output to the loss; by
+    default the sum of the outputs' means (the network's cost without nnU-Net's loss functions)."""
+
+    def __init__(self, net: nn.Module, amp: bool = False, compile: bool = False,
+                 loss: Callable[[object], torch.Tensor] = _loss):
+        self.net = net
+        self.loss = loss
+        self.device_type = next(net.parameters()).device.type
+        self.amp_dtype = AUTOCAST_DTYPES.get(self.device_type) if amp else None
+        if amp and self.amp_dtype is None:
+            raise ValueError(f"amp: autocast is measured on {sorted(AUTOCAST_DTYPES)}, not {self.device_type!r}")
+        self.compiled = compile
+        self.module = torch.compile(net) if compile else net
+        self.optimizer = torch.optim.SGD(net.parameters(), 1e-2, weight_decay=3e-5, momentum=0.99, nesterov=True)
+        # torch < 2.3 has GradScaler only under torch.cuda.amp (as nnU-Net's import fallback)
+        scaler = getattr(torch.amp, "GradScaler", None)
+        self.scaler = (scaler("cuda") if scaler else torch.cuda.amp.GradScaler()) \
+            if amp and self.device_type == "cuda" else None
+
+    def autocast(self):
+        return torch.autocast(self.device_type, dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.net.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            loss = self.loss(self.module(x))
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), 12)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), 12)
+            self.optimizer.step()
+        return loss.detach()
+
+    def describe(self) -> str:
+        return describe_step(self.device_type, self.amp_dtype is not None, self.compiled)
+
+    def state_bytes(self) -> int:
+        """Parameters plus optimizer state (SGD's momentum buffers exist after the first step)."""
+        tensors = list(self.net.parameters()) + [t for state in self.optimizer.state.values()
+                                                 for t in state.values() if torch.is_tensor(t)]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def activation_bytes(self, x: torch.Tensor) -> int:
+        """Activation memory of one step: on CUDA the allocator's peak during the step minus what was held
+        before it (parameters, optimizer state, inputs; so it includes gradients and autocast's weight copies);
+        on CPU the bytes autograd saves in the forward (under autocast when ``amp``), with parameters excluded."""
+        if self.device_type != "cuda":
+            with self.autocast():
+                return saved_activation_bytes(self.module, x)
+        self(x)  # compiles, allocates the optimizer state
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        self(x)
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - before
+
+
+def _step_seconds(step: Callable[[torch.Tensor], object], x: torch.Tensor) -> float:
     start = time.perf_counter()
-    _loss(net(x)).backward()
+    step(x)
     if x.is_cuda:
         torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
+def _forward_backward(net: nn.Module) -> Callable[[torch.Tensor], None]:
+    def step(x: torch.Tensor) -> None:
+        net.zero_grad(set_to_none=True)
+        _loss(net(x)).backward()
+    return step
+
+
+def interleaved_median_seconds(steps: Sequence[Callable[[torch.Tensor], object]], x: torch.Tensor, repeats: int = 3,
+                               warmup: int = 1) -> List[float]:
+    """Median wall time of each step function on ``x``.
+
+    The steps take turns, so that drift in the machine's speed (other load, thermal state) hits all of them alike
+    and their ratios stay meaningful.
+    """
+    times = [[] for _ in steps]
+    for i in range(warmup + repeats):
+        for step, step_times in zip(steps, times):
+            seconds = _step_seconds(step, x)
+            if i >= warmup:
+                step_times.append(seconds)
+    return [statistics.median(t) for t in times]
+
+
 def median_step_seconds(nets: Sequence[nn.Module], x: torch.Tensor, repeats: int = 3,
                         warmup: int = 1) -> List[float]:
-    """Median wall time of forward + backward for each network.
-
-    The networks take turns, step by step, so that drift in the machine's speed (other load, thermal state)
-    hits all of them alike and their ratios stay meaningful.
-    """
+    """Median wall time of forward + backward (no optimizer) for each network, interleaved."""
     for net in nets:
         net.train()
-    times = [[] for _ in nets]
-    for i in range(warmup + repeats):
-        for net, net_times in zip(nets, times):
-            seconds = _step_seconds(net, x)
-            if i >= warmup:
-                net_times.append(seconds)
-    return [statistics.median(t) for t in times]
+    return interleaved_median_seconds([_forward_backward(net) for net in nets], x, repeats, warmup)
 
 
 def median_inference_seconds(net: nn.Module, x: torch.Tensor, repeats: int = 3) -> float:
@@ -199,27 +299,33 @@ def median_inference_seconds(net: nn.Module, x: torch.Tensor, repeats: int = 3) 
 
 
 def profile_networks(builders: Dict[str, Callable[[], nn.Module]], input_shape: Sequence[int], repeats: int = 3,
-                     with_flops: bool = True, with_inference: bool = False,
-                     device: str = "cpu") -> Dict[str, dict]:
+                     with_flops: bool = True, with_inference: bool = False, device: str = "cpu",
+                     amp: Optional[bool] = None, compile: Optional[bool] = None) -> Dict[str, dict]:
     """All cost figures of several networks on the same (batch, channels, *spatial) input, measured side by
-    side in one run; step times are interleaved (see :func:`median_step_seconds`). ``saved_bytes`` is the
-    activation memory of a training step (:func:`activation_bytes`)."""
+    side in one run, each training step a :class:`TrainingStep` (``amp``/``compile`` default to nnU-Net's
+    choice for the device, :func:`nnunet_step_mode`); step times are interleaved. ``saved_bytes`` is the
+    activation memory of a step (:meth:`TrainingStep.activation_bytes`), ``state_bytes`` parameters plus optimizer
+    state."""
+    mode = nnunet_step_mode(device, amp, compile)
     torch.manual_seed(0)
     x = torch.randn(*input_shape, device=device)
     nets = {name: build().to(device) for name, build in builders.items()}
+    steps = {name: TrainingStep(net, **mode) for name, net in nets.items()}
     rows = {}
     for name, net in nets.items():
         rows[name] = {"params": count_parameters(net),
                       "estimate": int(net.compute_conv_feature_map_size(list(input_shape[2:]))),
-                      "saved_bytes": activation_bytes(net, x)}
+                      "saved_bytes": steps[name].activation_bytes(x)}
         if with_flops:
             rows[name]["gflops"] = forward_flops(net, x) / 1e9
             rows[name]["step_gflops"] = step_flops(net, x) / 1e9
         if with_inference:
             rows[name]["inference_s"] = median_inference_seconds(net, x[:1], repeats)
-    step_times = median_step_seconds(list(nets.values()), x, repeats=repeats)
-    for row, seconds in zip(rows.values(), step_times):
-        row["step_s"] = seconds
+    # compiled steps get a second warm-up step (the backward graph compiles on the first)
+    step_times = interleaved_median_seconds(list(steps.values()), x, repeats=repeats, warmup=2 if mode["compile"] else 1)
+    for name, seconds in zip(rows, step_times):
+        rows[name]["step_s"] = seconds
+        rows[name]["state_bytes"] = steps[name].state_bytes()  # after steps: the optimizer state exists
         if with_flops:
-            row["gflop_per_s"] = row["step_gflops"] / seconds  # achieved: forward+backward FLOPs / step time
+            rows[name]["gflop_per_s"] = rows[name]["step_gflops"] / seconds  # forward+backward FLOPs / step time
     return rows

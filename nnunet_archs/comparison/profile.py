@@ -1,8 +1,10 @@
 """``nnunet-archs profile``: the cost side of a comparison, every architecture at the same plans configuration.
 
-Parameters, forward FLOPs, the planner's estimate, measured activation memory of a training step, median
-forward+backward time (and optionally inference time per patch), each with its ratio to the first architecture,
-plus a sweep of estimate and measured memory over patch sizes. Written as a table, a JSON file and a PNG plot.
+Parameters, forward FLOPs, the planner's estimate, measured memory of a training step (activations, and
+parameters plus optimizer state), median step time (and optionally inference time per patch), each with its ratio
+to the first architecture, plus a sweep of estimate and measured memory over patch sizes. A step is nnU-Net's
+(``profiling.TrainingStep``): on CUDA fp16 autocast, GradScaler and torch.compile by default, on CPU fp32 eager
+(``--amp``: bf16 autocast). Written as a table, a JSON file and a PNG plot.
 """
 from __future__ import annotations
 
@@ -17,12 +19,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from nnunet_archs.profiling import activation_bytes, profile_networks
+from nnunet_archs.profiling import TrainingStep, describe_step, nnunet_step_mode, profile_networks
 from nnunet_archs.real_plans import PlansRecord
 from nnunet_archs.registry import get_variant
 
 DEFAULT_ARCHITECTURES = ["PlainConvUNet", "ResEncUNet", "KiUNet", "UIUNet", "UIUNet-minimal"]
-COLUMNS = ["params", "gflops", "estimate", "saved_bytes", "step_s", "inference_s"]
+COLUMNS = ["params", "gflops", "estimate", "saved_bytes", "state_bytes", "step_s", "inference_s"]
 
 
 @dataclass
@@ -31,6 +33,7 @@ class ProfileResult:
     patch: List[int]
     batch_size: int
     device: str
+    step: str  # how a training step ran (TrainingStep.describe)
     rows: Dict[str, dict]
     sweep: Dict[str, List[dict]]
     machine: str
@@ -45,8 +48,9 @@ def ratios(rows: Dict[str, dict]) -> Dict[str, dict]:
 
 
 def sweep_memory(record: PlansRecord, architectures: Sequence[str], bottlenecks: Sequence[int],
-                 device: str, progress: tqdm) -> Dict[str, List[dict]]:
-    """Estimate and measured activation memory of one sample at growing patches of the same topology."""
+                 device: str, progress: tqdm, amp: bool = False) -> Dict[str, List[dict]]:
+    """Estimate and measured activation memory of one sample at growing patches of the same topology, with the
+    main table's precision but eager (compiling once per patch would cost minutes per point)."""
     sweep: Dict[str, List[dict]] = {name: [] for name in architectures}
     for bottleneck in bottlenecks:
         patch = record.reduced_patch(bottleneck)
@@ -55,41 +59,45 @@ def sweep_memory(record: PlansRecord, architectures: Sequence[str], bottlenecks:
             net = record.build_variant(get_variant(name), deep_supervision=True).to(device)
             sweep[name].append({"patch": patch, "voxels": int(np.prod(patch)),
                                 "estimate": int(net.compute_conv_feature_map_size(patch)),
-                                "saved_bytes": activation_bytes(net, x)})
+                                "saved_bytes": TrainingStep(net, amp=amp).activation_bytes(x)})
             progress.update()
     return sweep
 
 
 def run_profile(record: PlansRecord, architectures: Sequence[str], patch: List[int], batch_size: int,
                 repeats: int = 3, inference: bool = False, sweep_bottlenecks: Sequence[int] = (),
-                device: str = "cpu") -> ProfileResult:
+                device: str = "cpu", amp: Optional[bool] = None, compile: Optional[bool] = None) -> ProfileResult:
+    """``amp`` and ``compile`` default to nnU-Net's choice for the device (:func:`nnunet_step_mode`)."""
     record.check_patch(patch)
+    mode = nnunet_step_mode(device, amp, compile)
     with tqdm(total=1 + len(architectures) * len(sweep_bottlenecks), desc="profiling", unit="step") as progress:
         builders = {name: (lambda v=get_variant(name): record.build_variant(v, deep_supervision=True))
                     for name in architectures}
         rows = profile_networks(builders, [batch_size, record.num_input_channels, *patch], repeats,
-                                with_inference=inference, device=device)
+                                with_inference=inference, device=device, **mode)
         progress.update()
-        sweep = sweep_memory(record, architectures, sweep_bottlenecks, device, progress)
+        sweep = sweep_memory(record, architectures, sweep_bottlenecks, device, progress, mode["amp"])
     machine = torch.cuda.get_device_name() if device.startswith("cuda") else \
         f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
-    return ProfileResult(record.id, patch, batch_size, device, rows, sweep, machine, time.strftime("%Y-%m-%d"))
+    return ProfileResult(record.id, patch, batch_size, device, describe_step(device, **mode), rows, sweep,
+                         machine, time.strftime("%Y-%m-%d"))
 
 
 def format_table(result: ProfileResult) -> str:
     relative = ratios(result.rows)
-    header = ("| architecture | params (M) | GFLOPs | estimate (M) | activations (MB) | step (s) | inference (s) "
-              "| GFLOP/s | params x | GFLOPs x | memory x | step x | FLOP/s x |")
+    header = ("| architecture | params (M) | GFLOPs | estimate (M) | activations (MB) | params+optimizer (MB) "
+              "| step (s) | inference (s) | GFLOP/s | params x | GFLOPs x | memory x | step x | FLOP/s x |")
     lines = [f"{result.configuration}, patch {'x'.join(map(str, result.patch))}, batch {result.batch_size}, "
-             f"{result.machine}, {result.date}; GFLOP/s = forward+backward FLOPs / step time", "", header,
-             "|---" * 13 + "|"]
+             f"{result.machine}, {result.date}; training step: {result.step}; GFLOP/s = forward+backward FLOPs / "
+             "step time", "", header, "|---" * 14 + "|"]
     for name, row in result.rows.items():
         r = relative[name]
         inference = f"{row['inference_s']:.3f}" if "inference_s" in row else "-"
         lines.append(f"| {name} | {row['params'] / 1e6:.2f} | {row['gflops']:.1f} | {row['estimate'] / 1e6:.1f} "
-                     f"| {row['saved_bytes'] / 2 ** 20:.0f} | {row['step_s']:.3f} | {inference} "
-                     f"| {row['gflop_per_s']:.1f} | {r['params']:.2f} | {r['gflops']:.2f} | {r['saved_bytes']:.2f} "
-                     f"| {r['step_s']:.2f} | {r['gflop_per_s']:.2f} |")
+                     f"| {row['saved_bytes'] / 2 ** 20:.0f} | {row['state_bytes'] / 2 ** 20:.0f} "
+                     f"| {row['step_s']:.3f} | {inference} | {row['gflop_per_s']:.1f} "
+                     f"| {r['params']:.2f} | {r['gflops']:.2f} | {r['saved_bytes']:.2f} | {r['step_s']:.2f} "
+                     f"| {r['gflop_per_s']:.2f} |")
     return "\n".join(lines)
 
 

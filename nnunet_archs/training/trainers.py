@@ -8,12 +8,14 @@ stock ``nnUNetTrainer`` trains them.
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass
 from typing import Dict, Optional
 
 import torch
+import torch.distributed as dist
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
@@ -29,6 +31,8 @@ BUDGET_VARIABLES = {
 }
 NO_MIRRORING_VARIABLE = "NNUNET_ARCHS_NO_MIRRORING"
 MINUTES_VARIABLE = "NNUNET_ARCHS_MINUTES"  # wall-clock training budget: training stops after the epoch that spends it
+# one JSON line per epoch (epoch, seconds, device, peak CUDA memory), written by rank 0 into the fold's folder
+EPOCH_LOG = "nnunet_archs_epochs.jsonl"
 # warn when the swapped-in net needs this much more activation memory than the net the plans were sized for
 MEMORY_WARNING_FACTOR = 1.1
 
@@ -62,9 +66,32 @@ class _BudgetSpent(Exception):
     pass
 
 
+def decided_by_rank_zero(decision: bool, device: torch.device) -> bool:
+    """Rank 0's ``decision`` on every rank of an initialised process group (``decision`` itself without one).
+
+    A collective: every rank must call it at the same point. NCCL only moves CUDA tensors, gloo CPU ones.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return decision
+    flag = torch.tensor([int(decision)], device=device if dist.get_backend() == "nccl" else "cpu")
+    dist.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
+def epoch_record(epoch: int, seconds: float, device: torch.device) -> dict:
+    """One line of ``EPOCH_LOG``; the peak is that of the CUDA allocator since the epoch began (reset in
+    ``on_epoch_start``) and ``None`` on other devices, which have no such counter."""
+    peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
+    return {"epoch": int(epoch), "epoch_seconds": round(float(seconds), 3), "device": device.type,
+            "max_memory_allocated_bytes": peak}
+
+
 class nnUNetTrainerBudget(nnUNetTrainer):
     """nnUNetTrainer whose schedule can be shortened through ``BUDGET_VARIABLES`` and ``MINUTES_VARIABLE``
-    (nnU-Net's schedule when unset)."""
+    (nnU-Net's schedule when unset), and which records each epoch's time and peak GPU memory in ``EPOCH_LOG``."""
+
+    # the budget's clock; only rank 0's reading counts under DDP (see ``budget_spent``)
+    clock = staticmethod(time.monotonic)
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -72,11 +99,11 @@ class nnUNetTrainerBudget(nnUNetTrainer):
         for attribute, value in _budget_from_environment().items():
             setattr(self, attribute, value)
         self.budget_minutes = _minutes_from_environment()
-        self.budget_start = time.monotonic()
+        self.budget_start = self.clock()
 
     def on_train_start(self):
         super().on_train_start()
-        self.budget_start = time.monotonic()
+        self.budget_start = self.clock()
 
     def run_training(self):
         try:
@@ -86,11 +113,34 @@ class nnUNetTrainerBudget(nnUNetTrainer):
                                    f"{self.current_epoch - 1}; finishing as after the last epoch.")
             self.on_train_end()
 
+    def on_epoch_start(self):
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        super().on_epoch_start()
+
     def on_epoch_end(self):
-        super().on_epoch_end()
-        if self.budget_minutes is not None and time.monotonic() - self.budget_start > 60 * self.budget_minutes \
-                and self.current_epoch < self.num_epochs:
+        super().on_epoch_end()  # logs the end timestamp, then counts the epoch
+        self.write_epoch_record()
+        if self.budget_minutes is not None and self.budget_spent():
             raise _BudgetSpent()
+
+    def budget_spent(self) -> bool:
+        """Whether the wall-clock budget is spent with epochs left, by rank 0's clock on every rank, so that DDP
+        ranks (whose clocks and epoch times differ) stop after the same epoch instead of waiting on each other."""
+        spent = self.clock() - self.budget_start > 60 * self.budget_minutes and self.current_epoch < self.num_epochs
+        return decided_by_rank_zero(spent, self.device)
+
+    def write_epoch_record(self) -> None:
+        """Append the epoch just finished to ``EPOCH_LOG`` and the training log (rank 0 only); the seconds are
+        nnU-Net's own "Epoch time"."""
+        if self.local_rank != 0:
+            return
+        seconds = (self.logger.get_value("epoch_end_timestamps", step=-1)
+                   - self.logger.get_value("epoch_start_timestamps", step=-1))
+        line = json.dumps(epoch_record(self.current_epoch - 1, seconds, self.device))
+        with open(os.path.join(self.output_folder, EPOCH_LOG), "a") as log:
+            log.write(line + "\n")
+        self.print_to_log_file(f"nnunet-archs epoch record: {line}")
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         rotation, dummy_2d, initial_patch_size, mirror_axes = \

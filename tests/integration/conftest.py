@@ -2,12 +2,13 @@
 run the real command-line programs in subprocesses, as a user would."""
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import pytest
 
@@ -51,21 +52,33 @@ class NNUNetEnvironment:
     def raw_dataset(self, dataset_id: int) -> Path:
         return next(self.raw.glob(f"Dataset{dataset_id:03d}_*"))
 
-    def train(self, dataset_id: int, configuration: str, plans: str, trainer: str) -> subprocess.CompletedProcess:
-        return self.run("nnUNetv2_train", str(dataset_id), configuration, "0", "-p", plans, "-tr", trainer,
-                        "-device", "cpu", extra_env=SHORT_TRAINING)
+    def train(self, dataset_id: int, configuration: str, plans: str, trainer: str, fold: str = "0",
+              mirroring: bool = False) -> subprocess.CompletedProcess:
+        """A short stock nnUNetv2_train; ``mirroring`` keeps nnU-Net's mirroring augmentation and the mirror axes
+        it stores for test-time augmentation."""
+        return self.run("nnUNetv2_train", str(dataset_id), configuration, fold, "-p", plans, "-tr", trainer,
+                        "-device", "cpu", extra_env={**SHORT_TRAINING, "NNUNET_ARCHS_NO_MIRRORING": "0" if mirroring
+                                                     else "1"})
 
-    def predict_and_evaluate(self, dataset_id: int, configuration: str, plans: str, trainer: str) -> dict:
-        """Stock nnUNetv2_predict on the held-out cases, then nnUNetv2_evaluate_folder; returns the summary."""
+    def predict(self, dataset_id: int, configuration: str, plans: str, trainer: str, output: Path, fold: str = "0",
+                mirroring: bool = False, extra: Sequence[str] = ()) -> None:
+        """Stock nnUNetv2_predict on the held-out cases; ``mirroring`` leaves nnU-Net's test-time mirroring on."""
+        self.run("nnUNetv2_predict", "-i", str(self.raw_dataset(dataset_id) / "imagesTs"), "-o", str(output),
+                 "-d", str(dataset_id), "-c", configuration, "-p", plans, "-tr", trainer, "-f", fold, "-npp", "0",
+                 "-nps", "0", "-device", "cpu", "--disable_progress_bar", *([] if mirroring else ["--disable_tta"]),
+                 *extra)
+
+    def evaluate(self, dataset_id: int, prediction: Path) -> dict:
+        """Stock nnUNetv2_evaluate_folder against the held-out labels; returns the summary."""
+        self.run("nnUNetv2_evaluate_folder", str(self.raw_dataset(dataset_id) / "labelsTs"), str(prediction),
+                 "-djfile", str(prediction / "dataset.json"), "-pfile", str(prediction / "plans.json"), "-np", "1")
+        return json.loads((prediction / "summary.json").read_text())
+
+    def predict_and_evaluate(self, dataset_id: int, configuration: str, plans: str, trainer: str,
+                             mirroring: bool = False) -> dict:
         output = self.root / f"prediction_{dataset_id}_{configuration}_{plans}_{trainer}"
-        raw = self.raw_dataset(dataset_id)
-        self.run("nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(output), "-d", str(dataset_id),
-                 "-c", configuration, "-p", plans, "-tr", trainer, "-f", "0", "-npp", "0", "-nps", "0",
-                 "--disable_tta", "-device", "cpu", "--disable_progress_bar")
-        self.run("nnUNetv2_evaluate_folder", str(raw / "labelsTs"), str(output), "-djfile",
-                 str(output / "dataset.json"), "-pfile", str(output / "plans.json"), "-np", "1")
-        import json
-        return json.loads((output / "summary.json").read_text())
+        self.predict(dataset_id, configuration, plans, trainer, output, mirroring=mirroring)
+        return self.evaluate(dataset_id, output)
 
 
 def assert_finite_dice(summary: dict, labels: List[str] = ("1", "2")) -> None:
