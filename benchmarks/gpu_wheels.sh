@@ -59,7 +59,9 @@ wrapt xarray xxhash yarl zipp
 # nnunetv2 requires these, but what the validation runs never imports them (checked by listing the modules every
 # process of a CPU run of benchmarks/gpu_validation.py had loaded at exit)
 SKIP = {"imagecodecs": "tifffile's optional codecs for compressed TIFF files; tifffile works without them and the "
-                       "validation reads and writes NIfTI"}
+                       "validation reads and writes NIfTI",
+        # nnunetv2 lists the PyPI backport of argparse; on PYTHONPATH it would shadow the standard library's
+        "argparse": "a Python 2 backport of the standard library's argparse, which it would shadow"}
 REPACK_OVER_BYTES = 16 * 2 ** 20
 TARGET = {"python_version": "3.12", "python_full_version": "3.12.3", "implementation_name": "cpython",
           "platform_python_implementation": "CPython", "sys_platform": "linux", "platform_system": "Linux",
