@@ -30,6 +30,9 @@ BUDGET_VARIABLES = {
     "NNUNET_ARCHS_VAL_ITERATIONS": "num_val_iterations_per_epoch",
 }
 NO_MIRRORING_VARIABLE = "NNUNET_ARCHS_NO_MIRRORING"
+# CPU threads of one training: nnUNetv2_train takes every core on CPU (torch.set_num_threads(cpu_count())), which
+# oversubscribes the machine when compare runs trainings side by side
+THREADS_VARIABLE = "NNUNET_ARCHS_THREADS"
 MINUTES_VARIABLE = "NNUNET_ARCHS_MINUTES"  # wall-clock training budget: training stops after the epoch that spends it
 # one JSON line per epoch (epoch, seconds, device, peak CUDA memory), written by rank 0 into the fold's folder
 EPOCH_LOG = "nnunet_archs_epochs.jsonl"
@@ -37,16 +40,16 @@ EPOCH_LOG = "nnunet_archs_epochs.jsonl"
 MEMORY_WARNING_FACTOR = 1.1
 
 
+def _positive_integer(variable: str) -> Optional[int]:
+    value = os.environ.get(variable)
+    if value is not None and (not value.isdigit() or int(value) < 1):
+        raise ValueError(f"{variable} must be an integer >= 1, got {value!r}")
+    return None if value is None else int(value)
+
+
 def _budget_from_environment() -> Dict[str, int]:
-    budget = {}
-    for variable, attribute in BUDGET_VARIABLES.items():
-        value = os.environ.get(variable)
-        if value is None:
-            continue
-        if not value.isdigit() or int(value) < 1:
-            raise ValueError(f"{variable} must be an integer >= 1, got {value!r}")
-        budget[attribute] = int(value)
-    return budget
+    budget = {attribute: _positive_integer(variable) for variable, attribute in BUDGET_VARIABLES.items()}
+    return {attribute: value for attribute, value in budget.items() if value is not None}
 
 
 def _minutes_from_environment() -> Optional[float]:
@@ -60,6 +63,13 @@ def _minutes_from_environment() -> Optional[float]:
     if not minutes > 0:
         raise ValueError(f"{MINUTES_VARIABLE} must be a number of minutes > 0, got {value!r}")
     return minutes
+
+
+def limit_cpu_threads(device: torch.device) -> None:
+    """On CPU, use ``THREADS_VARIABLE`` threads when it is set (nnU-Net's choice, every core, otherwise)."""
+    threads = _positive_integer(THREADS_VARIABLE)
+    if threads is not None and device.type == "cpu":
+        torch.set_num_threads(threads)
 
 
 class _BudgetSpent(Exception):
@@ -100,6 +110,7 @@ class nnUNetTrainerBudget(nnUNetTrainer):
             setattr(self, attribute, value)
         self.budget_minutes = _minutes_from_environment()
         self.budget_start = self.clock()
+        limit_cpu_threads(self.device)
 
     def on_train_start(self):
         super().on_train_start()

@@ -3,12 +3,13 @@ and the schedule's environment overrides."""
 from __future__ import annotations
 
 import pytest
+import torch
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
 from nnunet_archs.real_plans import load_records
 from nnunet_archs.training import trainers
 from nnunet_archs.training.trainers import (TRAINERS, _budget_from_environment, _minutes_from_environment,
-                                             activation_memory_factor)
+                                             activation_memory_factor, limit_cpu_threads)
 
 
 def configuration_manager(record) -> ConfigurationManager:
@@ -50,6 +51,19 @@ def test_budget_variables_are_validated(monkeypatch):
     monkeypatch.setenv("NNUNET_ARCHS_ITERATIONS", "0")
     with pytest.raises(ValueError, match="NNUNET_ARCHS_ITERATIONS"):
         _budget_from_environment()
+
+
+def test_cpu_threads_follow_the_study_variable(monkeypatch):
+    before = torch.get_num_threads()
+    monkeypatch.setenv("NNUNET_ARCHS_THREADS", "1")
+    try:
+        limit_cpu_threads(torch.device("cpu"))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    monkeypatch.setenv("NNUNET_ARCHS_THREADS", "all")
+    with pytest.raises(ValueError, match="NNUNET_ARCHS_THREADS must be an integer >= 1"):
+        limit_cpu_threads(torch.device("cpu"))
 
 
 @pytest.mark.parametrize("value, expected", [("1.5", 1.5), ("30", 30.0), ("0", None), ("-2", None), ("soon", None)])
