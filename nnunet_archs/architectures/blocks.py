@@ -1,6 +1,7 @@
 """Building blocks shared by the nnunet-archs networks (what DNA's blocks cannot express)."""
 from __future__ import annotations
 
+import contextlib
 from typing import Callable, List, Optional, Sequence, Tuple, Type
 
 import numpy as np
@@ -13,12 +14,16 @@ _LINEAR_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
 _MAX_POOLS = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 _CONVS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CHANNELS_LAST = {2: torch.channels_last, 3: torch.channels_last_3d}
+_AUTOCAST_DEVICES = ("cpu", "cuda", "xpu")
 
 
 def in_input_precision(x: torch.Tensor):
     """Autocast off for a resampling op on ``x``: it then runs in ``x``'s precision, on every device as CUDA's
     autocast runs it. CPU autocast runs resampling in float32 and saves a float32 copy of its input, a cost
-    nnU-Net's fp16 training on GPUs does not have; on CPU (the stand-in we can measure) it would hide it."""
+    nnU-Net's fp16 training on GPUs does not have; on CPU (the stand-in we can measure) it would hide it. Devices
+    without autocast (the meta device on which compare counts FLOPs) have nothing to switch off."""
+    if x.device.type not in _AUTOCAST_DEVICES:
+        return contextlib.nullcontext()
     return torch.autocast(x.device.type, enabled=False)
 
 
