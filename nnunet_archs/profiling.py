@@ -70,8 +70,8 @@ def saved_activation_bytes(net: nn.Module, x: torch.Tensor, autocast_dtype: Opti
     def pack(t: torch.Tensor):
         # storages are told apart by their C++ object, which FakeTensors (fake_saved_activation_bytes) also have
         storage = t.untyped_storage()
-        if storage.data_ptr() not in parameter_storages and not _is_parameter_cast(t, parameters):
-            seen[storage.data_ptr()] = storage.nbytes()
+        if storage._cdata not in parameter_storages and not _is_parameter_cast(t):
+            seen[storage._cdata] = storage.nbytes()
         return t
 
     net.train()

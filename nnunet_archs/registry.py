@@ -50,9 +50,9 @@ VARIANTS: Dict[str, ArchitectureVariant] = {v.name: v for v in [
                         feature_scale=0.5),
     ArchitectureVariant("KiUNet-uncapped", KIUNET, "DynamicKiUNet, its 3 Ki stages mirror every stride (1x, 2x, "
                         "4x; the original's 8x is KiUNet-original)", {"ki_max_scale": None}),
-    ArchitectureVariant("KiUNet-original", KIUNET, "DynamicKiUNet as published: Ki branch at 2x, 4x, 8x over the "
-                        "first three downsamplings at the U-Net's widths, 3x3 CRFBs at the Ki resolution, "
-                        "feature-add fusion, max-pool U-Net", {
+    ArchitectureVariant("KiUNet-original", KIUNET, "DynamicKiUNet closest to the published net: Ki branch at 2x, "
+                        "4x, 8x over the first three downsamplings at the U-Net's widths, 3x3 CRFBs at the Ki "
+                        "resolution, feature-add fusion, max-pool U-Net (README: departures)", {
                             "pool_type": "max", "ki_num_stages": 4, "ki_max_scale": None,
                             "ki_features_per_stage": "unet", "crfb_kernel_size": 3, "crfb_resolution": "source",
                             "skip_placement": "after", "fusion": "feature_add"}),
@@ -62,8 +62,9 @@ VARIANTS: Dict[str, ArchitectureVariant] = {v.name: v for v in [
     ArchitectureVariant("UIUNet", UIUNET, "DynamicUIUNet3D, full (RSU heights 7,6,5,4,..., IC-A)"),
     ArchitectureVariant("UIUNet-minimal", UIUNET, "DynamicUIUNet3D, seed's minimal: 50% features, RSU heights "
                         "5,4,3,...", {"rsu_max_height": 5, "rsu_min_height": 3}, feature_scale=0.5),
-    ArchitectureVariant("UIUNet-original", UIUNET, "DynamicUIUNet3D as published: RSU heights 7,6,5,4,4F,4F, "
-                        "dilations 1,2,4,8, the original's inner widths (1/2 or 1/4 of each stage's)",
+    ArchitectureVariant("UIUNet-original", UIUNET, "DynamicUIUNet3D closest to the published net: RSU heights "
+                        "7,6,5,4,4F,4F, dilations 1,2,4,8, the original's inner widths (1/2 or 1/4 of each "
+                        "stage's) (README: departures)",
                         {"mid_ratio": "original"}),
     ArchitectureVariant("UIUNet-checkpoint", UIUNET, "DynamicUIUNet3D recomputing every stage in backward "
                         "(activation checkpointing: less memory, larger planned patches, more step time)",

@@ -14,8 +14,9 @@ the ``KiUNet-original`` preset undoes every change that does not break nnU-Net's
   only), its cumulative upsampling is capped per axis (``ki_max_scale``), and it is narrow and three stages
   deep (nnU-Net's first stage has stride 1, so it runs at 1x, 2x, 2x the input), because a full-width
   overcomplete branch costs ~200x a U-Net's activations in 3D;
-- CRFBs resize by target size (the original's fixed 4**i factors are the same thing on valid inputs, and
-  break elsewhere) and run both projections at the U-Net's (lower) resolution;
+- CRFBs resize by target size (the same sizes as the original's fixed 4**i factors on valid inputs, which break
+  elsewhere), downsample by area averaging where the original's bilinear resize subsamples, and by default run
+  both projections at the U-Net's (lower) resolution;
 - the logits are never passed through the original's output ReLU; deep-supervision outputs come from the
   U-Net decoder, and the fused full-resolution output comes first, as nnU-Net expects.
 """
@@ -279,15 +280,16 @@ class DynamicKiUNet(AbstractDynamicNetworkArchitectures):
             two (int or one per axis). ``None`` = unlimited: the Ki branch mirrors every planned stride (with
             ``ki_num_stages=4``: 2x, 4x, 8x over the first three downsamplings, as the original). ``1`` = a
             full-resolution second branch, no overcomplete projection.
-        crfb_kernel_size: kernel of the CRFB projections (odd; int or per axis). 1 = the seed fork's choice,
-            3 = the original's.
+        crfb_kernel_size: kernel of the CRFB projections (odd; int or per axis). 1 = the seed fork's choice;
+            the original's is 3, with ``crfb_resolution='source'``.
         crfb_resolution: where the CRFB projections run: ``'lower'`` (both at the U-Net's resolution) or
             ``'source'`` (each at its input's resolution: the Ki->U projection at the Ki resolution, as the
             original).
         skip_placement: whether skips are stored ``'after'`` the CRFB (the original) or ``'before'`` it
             (the seed fork's).
         fusion: ``'mean_logits'`` (average of the U-Net and Ki heads' logits) or ``'feature_add'`` (Ki features
-            projected and added to the U-Net's before its head, as the original; no ReLU on the logits).
+            projected by a 1x1 conv and added to the U-Net's before its head; the original adds its two equally
+            wide maps without a projection; no ReLU on the logits).
         checkpoint: activation checkpointing (non-reentrant ``torch.utils.checkpoint``; same outputs and
             gradients): ``'none'``, ``'ki'`` (each Ki stage with its CRFB, encoder and decoder) or ``'stages'``
             (every encoder stage and decoder level, both branches). ``compute_conv_feature_map_size`` counts

@@ -244,10 +244,10 @@ TRAINERS: Dict[str, TrainerSpec] = {
     "uiunet": TrainerSpec("UIUNet", None, "DynamicUIUNet3D, full RSU heights 7,6,5,4,..."),
     "uiunet_minimal": TrainerSpec("UIUNet-minimal", 1, "DynamicUIUNet3D, 50% features, RSU heights 5,4,3,..., "
                                                        "batch 1"),
-    "nnUNetTrainerKiUNetOriginal": TrainerSpec("KiUNet-original", None, "DynamicKiUNet as published (registry "
-                                                                        "preset KiUNet-original)"),
-    "nnUNetTrainerUIUNetOriginal": TrainerSpec("UIUNet-original", None, "DynamicUIUNet3D as published (registry "
-                                                                        "preset UIUNet-original)"),
+    "nnUNetTrainerKiUNetOriginal": TrainerSpec("KiUNet-original", None, "DynamicKiUNet closest to the published net "
+                                                                        "(registry preset KiUNet-original)"),
+    "nnUNetTrainerUIUNetOriginal": TrainerSpec("UIUNet-original", None, "DynamicUIUNet3D closest to the published net "
+                                                                        "(registry preset UIUNet-original)"),
 }
 
 
