@@ -1,9 +1,9 @@
 """The footing of every network in a study, read from its plans: planned patch and batch, parameters, forward
 FLOPs per patch, the planner's memory estimate in GB and the ResEnc preset it is closest to.
 
-The estimate in GB puts a plan on the scale of nnU-Net's ResEnc presets: (estimate per sample x batch / 2) divided
-by the preset's reference value per GB (ResEnc M: 680 M elements for 8 GB in 3D, 135 M in 2D), corrected by the
-network's measured estimate per byte (``planning.planners.ESTIMATE_PER_BYTE``). Seed 003 asks a new method to be
+The estimate in GB puts a plan on the scale of nnU-Net's ResEnc presets: (estimate per sample x batch / the
+reference batch) divided by the preset's reference value per GB (ResEnc M: 680 M elements at batch 2 for 8 GB in
+3D, 135 M at batch 12 in 2D), corrected by the network's measured estimate per byte (``planning.planners.ESTIMATE_PER_BYTE``). Seed 003 asks a new method to be
 compared with the ResEnc preset of similar GPU memory; the closest preset is the one whose target (8, 24, 40 GB) is
 nearest on a log scale. Networks are built on PyTorch's meta device: nothing is allocated or computed.
 """
@@ -16,6 +16,10 @@ from typing import Dict, List, Sequence
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+# the batch size nnU-Net's reference values are for, per dimensionality (ExperimentPlanner's
+# UNet_reference_val_corresp_bs_2d / _3d): a plan's batch is the reference batch times reference / estimate
+REFERENCE_BATCH = {2: 12, 3: 2}
 
 
 def closest_preset(gigabytes: float) -> str:
@@ -48,7 +52,7 @@ def plan_costs(plans: dict, configuration: str, num_input_channels: int, num_cla
     per_byte = calibration.estimate_per_byte if calibration is not None else \
         ESTIMATE_PER_BYTE.get(architecture["network_class_name"], 1.0)
     reference_per_gb = (reference_2d if len(patch) == 2 else reference_3d) * per_byte / gb
-    estimated_gb = estimate * batch / 2 / reference_per_gb
+    estimated_gb = estimate * batch / REFERENCE_BATCH[len(patch)] / reference_per_gb
     return {"class": architecture["network_class_name"], "patch": patch, "batch": batch,
             "params": sum(p.numel() for p in net.parameters()), "gflops_per_patch": counter.get_total_flops() / 1e9,
             "estimate_per_sample": estimate, "estimated_gb": estimated_gb, "closest_preset": closest_preset(estimated_gb)}
