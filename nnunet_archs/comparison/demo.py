@@ -16,7 +16,7 @@ DEMO_FOLDS = [0, 1, 2]
 DEMO_CASES = 40
 # measured to finish the whole demo within 10 minutes on a 2-core CPU (BENCHMARKS.md)
 DEMO_BUDGET = Budget(epochs=4, iterations=15, val_iterations=1)
-DEMO_GPU_MEMORY_TARGET = 0.4
+DEMO_GPU_MEMORY_TARGET = 0.05
 DEMO_PARALLEL = 2
 
 

@@ -201,7 +201,7 @@ class Report:
                 rows.append([architecture] + ["missing"] * 6)
                 continue
             rows.append([architecture, "x".join(map(str, cost["patch"])), str(cost["batch"]),
-                         f"{cost['estimated_gb']:.1f}", cost["closest_preset"], f"{cost['gflops_per_patch']:.1f}",
+                         f"{cost['estimated_gb']:.3g}", cost["closest_preset"], f"{cost['gflops_per_patch']:.1f}",
                          self._memory(architecture)])
         return rows
 
