@@ -15,7 +15,8 @@ import pytest
 from nnunet_archs.datasets import write_synthetic_dataset
 
 BIN = Path(sys.executable).parent
-DATASET_3D, DATASET_2D = 501, 502
+# every dataset of the session's nnU-Net folders, one id each (two folders with one id make the id ambiguous)
+DATASET_3D, DATASET_2D, DATASET_LARGE, DATASET_CASCADE = 501, 502, 503, 504
 # A tiny GPU memory target shrinks the planned patch so that CPU training steps take about a second.
 TINY_GPU_TARGET = "0.1"
 SHORT_TRAINING = {"NNUNET_ARCHS_EPOCHS": "1", "NNUNET_ARCHS_ITERATIONS": "2", "NNUNET_ARCHS_VAL_ITERATIONS": "1",

@@ -9,7 +9,7 @@ import pytest
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
 from nnunet_archs.planning.planners import PLANNERS
-from tests.integration.conftest import DATASET_3D, claim_large_images
+from tests.integration.conftest import DATASET_3D, DATASET_LARGE, claim_large_images
 
 TARGETS_GB = [2, 6, 16]
 
@@ -17,7 +17,7 @@ TARGETS_GB = [2, 6, 16]
 @pytest.fixture(scope="module")
 def large_dataset(nnunet, kiunet_plans) -> int:
     """Dataset 503: the 3D dataset claiming large anisotropic images."""
-    return claim_large_images(nnunet, DATASET_3D, 503, [96, 320, 320], [2.5, 0.8, 0.8])
+    return claim_large_images(nnunet, DATASET_3D, DATASET_LARGE, [96, 320, 320], [2.5, 0.8, 0.8])
 
 
 @pytest.mark.parametrize("architecture", ["KiUNet", "UIUNet"])
