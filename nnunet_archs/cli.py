@@ -694,6 +694,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# subcommands whose whole work is one function of the parsed arguments
+SIMPLE_COMMANDS = {"profile": profile, "calibrate": calibrate, "compare": compare, "report": report,
+                   "evaluate": evaluate, "splits": splits, "costs": costs, "add_configuration": add_configuration}
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -702,25 +707,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             if getattr(args, "np", None) is not None and args.np < 1:
                 raise UsageError(f"-np must be >= 1, got {args.np}")
             plan(args, preprocess=args.command == "plan_and_preprocess")
-        elif args.command == "profile":
-            profile(args)
         elif args.command == "check":
             if not check(args):
                 return 1
-        elif args.command == "calibrate":
-            calibrate(args)
-        elif args.command == "compare":
-            compare(args)
-        elif args.command == "report":
-            report(args)
-        elif args.command == "evaluate":
-            evaluate(args)
-        elif args.command == "splits":
-            splits(args)
-        elif args.command == "costs":
-            costs(args)
-        elif args.command == "add_configuration":
-            add_configuration(args)
+        elif args.command in SIMPLE_COMMANDS:
+            SIMPLE_COMMANDS[args.command](args)
         elif args.command == "demo":
             from nnunet_archs.comparison.demo import run_demo
             try:
