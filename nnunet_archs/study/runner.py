@@ -34,6 +34,14 @@ def read_marker(job_dir: Path, name: str) -> Optional[dict]:
         return None
 
 
+def allocated_threads() -> Dict[str, str]:
+    """Inside a SLURM allocation, thread counts for the CPUs SLURM gave the job: nnU-Net on CPU takes every core
+    of the node otherwise, and jobs sharing a node then oversubscribe it (spinning OpenMP threads made each of two
+    CPU trainings on a 2-core node 3-5x slower). Variables the job sets itself win."""
+    cpus = os.environ.get("SLURM_CPUS_PER_TASK") or os.environ.get("SLURM_CPUS_ON_NODE")
+    return {"OMP_NUM_THREADS": cpus, "NNUNET_ARCHS_THREADS": cpus} if cpus else {}
+
+
 def run_job(job_dir: str, command: List[str], env: Dict[str, str], attempt: int) -> dict:
     """Run ``command`` with ``env`` added to the environment, append its output to ``log.txt`` and leave the
     done or failed marker. Returns the marker's content."""
@@ -48,7 +56,7 @@ def run_job(job_dir: str, command: List[str], env: Dict[str, str], attempt: int)
         log.write(f"=== attempt {attempt}, {time.strftime('%Y-%m-%d %H:%M:%S')} on {host}"
                   f"{f', SLURM job {cluster_id}' if cluster_id else ''}\n$ {shlex.join(command)}\n")
         log.flush()
-        returncode = subprocess.run(command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT).returncode
+        returncode = subprocess.run(command, env={**os.environ, **allocated_threads(), **env}, stdout=log, stderr=subprocess.STDOUT).returncode
         log.write(f"=== exit status {returncode} after {time.time() - start:.1f} s\n")
     result = {"returncode": returncode, "seconds": round(time.time() - start, 1), "attempt": attempt, "host": host,
               "slurm_job_id": cluster_id, "killed": returncode < 0, "log": str(folder / "log.txt")}

@@ -100,3 +100,14 @@ def test_commands_file_lists_every_job_with_its_own_variables(tmp_path):
     write_commands(jobs, tmp_path / "commands.sh", {"SHARED": "1"})
     text = (tmp_path / "commands.sh").read_text()
     assert "export SHARED=1" in text and "OWN=yes nnUNetv2_train 1 2d" in text
+
+
+def test_a_job_in_a_slurm_allocation_uses_the_cpus_it_was_given(tmp_path, monkeypatch):
+    print_threads = python("import os; print(os.environ['OMP_NUM_THREADS'], os.environ['NNUNET_ARCHS_THREADS'])")
+    monkeypatch.setenv("SLURM_CPUS_ON_NODE", "3")
+    run_job(str(tmp_path), print_threads, {}, 1)
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "5")
+    run_job(str(tmp_path), print_threads, {}, 2)
+    run_job(str(tmp_path), print_threads, {"OMP_NUM_THREADS": "1", "NNUNET_ARCHS_THREADS": "1"}, 3)  # set by the job
+    printed = [line for line in (tmp_path / "log.txt").read_text().splitlines() if line[:1].isdigit()]
+    assert printed == ["3 3", "5 5", "1 1"]
