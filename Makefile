@@ -8,6 +8,10 @@ ENV_HASH := $(shell { sed -n '/^dependencies/,/^]/p;/^test = /p' pyproject.toml;
 ENV_DIR := $(CACHE_DIR)/venv-$(ENV_HASH)
 VENV := .venv
 export OMP_NUM_THREADS ?= 2
+# idle OpenMP threads sleep instead of spinning: two test workers share the two cores
+export OMP_WAIT_POLICY ?= PASSIVE
+# pytest-xdist workers; tests marked slow go first, a module's shared study stays on one worker (loadgroup)
+TEST_WORKERS ?= 2
 
 .PHONY: test demo benchmark env clean
 
@@ -25,7 +29,7 @@ env: $(ENV_DIR)/.complete
 	$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
 
 test: env
-	$(VENV)/bin/python -m pytest tests
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder tests
 
 demo: env
 	$(VENV)/bin/nnunet-archs demo --resume

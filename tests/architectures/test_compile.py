@@ -19,6 +19,8 @@ import torch
 
 from tests.architectures.cases import ARCHITECTURES, ArchCase, as_list
 
+pytestmark = pytest.mark.slow
+
 # relative to the largest value of the outputs, or of all gradients (inductor reorders float sums; gradients that
 # are zero in exact arithmetic, a conv bias before instance norm, differ by rounding noise alone)
 OUTPUT_TOLERANCE, GRADIENT_TOLERANCE = 1e-4, 1e-3

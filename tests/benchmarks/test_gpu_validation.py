@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_validation.py"
 
 
@@ -21,6 +23,7 @@ def load_script():
     return module
 
 
+@pytest.mark.slow
 def test_cpu_smoke_plans_and_measures_every_network(tmp_path):
     output, work = tmp_path / "validation.json", tmp_path / "work"
     result = subprocess.run([sys.executable, str(SCRIPT), "--cpu-smoke", "--parts", "steps", "--repeats", "1",

@@ -31,7 +31,6 @@ class NNUNetEnvironment:
             folder.mkdir()
         self.env = {**os.environ, "nnUNet_raw": str(self.raw), "nnUNet_preprocessed": str(self.preprocessed),
                     "nnUNet_results": str(self.results), "nnUNet_def_n_proc": "1", "nnUNet_compile": "f",
-                    "OMP_NUM_THREADS": "2",
                     # the programs import modules of the tests (a network defined in them, in-process helpers)
                     "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
                                                                 os.environ.get("PYTHONPATH")]))}

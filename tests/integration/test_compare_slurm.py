@@ -14,6 +14,8 @@ import pytest
 from tests.integration.conftest import BIN, DATASET_2D
 from tests.integration.test_compare import attempts, wait_for
 
+pytestmark = pytest.mark.slow
+
 START_CLUSTER = Path(__file__).parents[1] / "slurm" / "start_cluster.sh"
 
 

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from nnunet_archs.real_plans import ANISOTROPIC_3D
 from tests.integration.conftest import DATASET_2D
 
 from tests.integration.conftest import CUSTOM_NETWORK as NETWORK
+
+pytestmark = pytest.mark.slow
 
 
 def test_custom_network_checked_calibrated_and_planned(nnunet, custom_calibration):

@@ -12,6 +12,8 @@ import pytest
 from nnunet_archs.planning.planners import RESENC_PRESETS, planner_name
 from tests.integration.conftest import DATASET_3D, claim_large_images
 
+pytestmark = pytest.mark.slow
+
 FINGERPRINTS = {"isotropic": (511, [256, 256, 256], [1.0, 1.0, 1.0]),
                 "anisotropic": (512, [96, 384, 384], [2.5, 0.8, 0.8])}
 # fingerprint -> network -> presets compared: nnU-Net's ResEnc presets for ResEncUNet, our named planners for

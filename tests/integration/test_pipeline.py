@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from nnunet_archs.datasets import write_synthetic_dataset
 from nnunet_archs.training.trainers import EPOCH_LOG
 from tests.integration.conftest import DATASET_2D, DATASET_3D, DATASET_CASCADE, TINY_GPU_TARGET, assert_finite_dice
+
+pytestmark = pytest.mark.slow
 
 # the smallest synthetic volume for which our planner, at this target, adds a 3d_lowres configuration (nnU-Net
 # does once the 3d_fullres patch covers less than a quarter of the median image): patch 16x24x24, lowres image
