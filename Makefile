@@ -10,7 +10,8 @@ VENV := .venv
 export OMP_NUM_THREADS ?= 2
 # idle OpenMP threads sleep instead of spinning: two test workers share the two cores
 export OMP_WAIT_POLICY ?= PASSIVE
-# pytest-xdist workers; tests marked slow go first, a module's shared study stays on one worker (loadgroup)
+# pytest-xdist workers, one test module at a time each (module fixtures such as compare's study run once);
+# modules with tests marked slow go first
 TEST_WORKERS ?= 2
 
 .PHONY: test demo benchmark env clean
@@ -29,7 +30,7 @@ env: $(ENV_DIR)/.complete
 	$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
 
 test: env
-	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder tests
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests
 
 demo: env
 	$(VENV)/bin/nnunet-archs demo --resume

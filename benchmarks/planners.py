@@ -3,12 +3,13 @@
 For each preset (M/L/XL) and planner (nnU-Net's ResEnc preset, nnU-Net's default planner at the same target,
 our KiU-Net and UIU-Net presets), on an isotropic and an anisotropic dataset fingerprint, runs the real planner
 and prints the planned 3d_fullres patch, batch and estimate, and the saved-activation bytes of one training
-step at that patch and batch (bytes of the tensors autograd keeps, fp32 on CPU). Where one sample at the planned
-patch would not fit this machine (L/XL), the bytes are extrapolated from a measurement of the same network at a
-reduced patch of the same topology, scaled by the estimate ratio (marked "extrapolated"). Ratios are to the
-ResEnc preset's figures at the same target; the goal is a memory/target ratio within +-15 % of ResEnc's.
+step at that patch and batch: the bytes of the tensors autograd keeps, counted on FakeTensors (shapes and
+dtypes, no data), so the planned patch itself is counted exactly at no memory cost. ``--amp`` counts them under
+bf16 autocast, the CPU stand-in for nnU-Net's fp16 autocast on CUDA (the same bytes per element; int64
+max-pooling indices keep their size). Ratios are to the ResEnc preset's figures at the same target; the goal is
+a memory/target ratio within +-15 % of ResEnc's.
 
-    python benchmarks/planners.py [--presets M L XL] [--fingerprints isotropic anisotropic] [--measure-up-to-gb 3]
+    python benchmarks/planners.py [--presets M L XL] [--fingerprints isotropic anisotropic] [--amp]
 
 With --agreement it prints instead what nnU-Net's own planners and ``-pl nnUNetPlannerCustom`` plan for the same
 network on the same fingerprints (2d and 3d_fullres patch and batch): ResidualEncoderUNet against the ResEnc
@@ -30,8 +31,7 @@ for folder in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
     (WORK / folder).mkdir()
 os.environ["nnUNet_n_proc_DA"] = "2"
 
-import numpy as np  # noqa: E402  (nnU-Net reads its folders from the environment at import)
-import torch  # noqa: E402
+import torch  # noqa: E402  (nnU-Net reads its folders from the environment at import)
 from nnunetv2.experiment_planning.plan_and_preprocess_api import (extract_fingerprint_dataset,  # noqa: E402
                                                                   plan_experiment_dataset)
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans  # noqa: E402
@@ -39,7 +39,7 @@ from nnunetv2.utilities.get_network_from_plans import get_network_from_plans  # 
 from nnunet_archs.cli import find_planner  # noqa: E402
 from nnunet_archs.datasets import write_synthetic_dataset  # noqa: E402
 from nnunet_archs.planning.planners import RESENC_PRESETS  # noqa: E402
-from nnunet_archs.profiling import saved_activation_bytes  # noqa: E402
+from nnunet_archs.profiling import fake_saved_activation_bytes  # noqa: E402
 
 FINGERPRINTS = {"isotropic": ([256, 256, 256], [1.0, 1.0, 1.0]), "anisotropic": ([96, 384, 384], [2.5, 0.8, 0.8])}
 
@@ -55,16 +55,15 @@ def make_dataset(dataset_id: int, shape, spacing) -> None:
     path.write_text(json.dumps(fingerprint))
 
 
-def activation_bytes_per_sample(architecture: dict, patch, measure_up_to_gb: float):
-    net = get_network_from_plans(architecture["network_class_name"], architecture["arch_kwargs"],
-                                 architecture["_kw_requires_import"], 1, 3, allow_init=True, deep_supervision=True)
-    estimate = float(net.compute_conv_feature_map_size(patch))
-    if estimate * 8 / 2 ** 30 <= measure_up_to_gb:  # about 8 bytes per estimated element (measured)
-        return saved_activation_bytes(net, torch.randn(1, 1, *patch)), estimate, "measured"
-    strides = np.prod(np.array(architecture["arch_kwargs"]["strides"]), axis=0)
-    reduced = [int(s) * 2 for s in strides]
-    measured = saved_activation_bytes(net, torch.randn(1, 1, *reduced))
-    return measured * estimate / float(net.compute_conv_feature_map_size(reduced)), estimate, "extrapolated"
+def activation_bytes_per_sample(architecture: dict, patch, autocast_dtype) -> tuple:
+    """(saved-activation bytes of one sample at ``patch``, the network's estimate)"""
+    def build():
+        return get_network_from_plans(architecture["network_class_name"], architecture["arch_kwargs"],
+                                      architecture["_kw_requires_import"], 1, 3, allow_init=False,
+                                      deep_supervision=True)
+    with torch.device("meta"):
+        estimate = float(build().compute_conv_feature_map_size(patch))
+    return fake_saved_activation_bytes(build, [1, 1, *patch], autocast_dtype), estimate
 
 
 def planned(dataset_id: int, planner, target: float, name: str) -> dict:
@@ -98,18 +97,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=list(RESENC_PRESETS), choices=list(RESENC_PRESETS))
     parser.add_argument("--fingerprints", nargs="+", default=list(FINGERPRINTS), choices=list(FINGERPRINTS))
-    parser.add_argument("--measure-up-to-gb", type=float, default=3.0,
-                        help="measure at the planned patch when one sample's activations fit in this many GB")
+    parser.add_argument("--amp", action="store_true", help="count under bf16 autocast (nnU-Net trains under fp16 "
+                                                           "autocast on CUDA)")
     parser.add_argument("--agreement", action="store_true", help="compare nnU-Net's planners with nnUNetPlannerCustom")
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.agreement:
         agreement(args.presets, args.fingerprints)
         return
-    print(f"# {time.strftime('%Y-%m-%d')}, torch {torch.__version__}, CPU, fp32 saved-activation bytes\n")
-    print("| fingerprint | preset | planner | patch | batch | estimate/sample (M) | activations (GB) | how "
+    autocast_dtype = torch.bfloat16 if args.amp else None
+    print(f"# {time.strftime('%Y-%m-%d')}, torch {torch.__version__}, saved-activation bytes counted on FakeTensors, "
+          f"{'bf16 autocast' if args.amp else 'fp32'}\n")
+    print("| fingerprint | preset | planner | patch | batch | estimate/sample (M) | activations (GB) "
           "| activations/target | vs ResEnc |")
-    print("|---|---|---|---|---:|---:|---:|---|---:|---:|")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|")
     for dataset_id, fingerprint in enumerate(args.fingerprints, start=601):
         make_dataset(dataset_id, *FINGERPRINTS[fingerprint])
         for preset in args.presets:
@@ -117,16 +118,17 @@ def main() -> None:
             reference_ratio = None
             for planner_name in (f"nnUNetPlannerResEnc{preset}", "ExperimentPlanner", f"nnUNetPlannerKiUNet{preset}",
                                  f"nnUNetPlannerUIUNet{preset}"):
-                plans, _ = plan_experiment_dataset(dataset_id, find_planner(planner_name), gb,
-                                                   overwrite_plans_name=f"bench_{planner_name}_{preset}")
+                with torch.device("meta"):  # the planners' networks only count feature maps
+                    plans, _ = plan_experiment_dataset(dataset_id, find_planner(planner_name), gb,
+                                                       overwrite_plans_name=f"bench_{planner_name}_{preset}")
                 configuration = plans["configurations"]["3d_fullres"]
                 patch, batch = list(configuration["patch_size"]), configuration["batch_size"]
-                per_sample, estimate, how = activation_bytes_per_sample(configuration["architecture"], patch,
-                                                                        args.measure_up_to_gb)
+                per_sample, estimate = activation_bytes_per_sample(configuration["architecture"], patch,
+                                                                   autocast_dtype)
                 ratio = per_sample * batch / (gb * 2 ** 30)
                 reference_ratio = reference_ratio or ratio
                 print(f"| {fingerprint} | {preset} ({gb} GB) | {planner_name} | {'x'.join(map(str, patch))} | {batch} "
-                      f"| {estimate / 1e6:.0f} | {per_sample * batch / 2 ** 30:.1f} | {how} | {ratio:.2f} "
+                      f"| {estimate / 1e6:.0f} | {per_sample * batch / 2 ** 30:.1f} | {ratio:.2f} "
                       f"| {ratio / reference_ratio:.2f} |", flush=True)
 
 

@@ -48,6 +48,8 @@ def write_synthetic_dataset(raw_root: Path, dataset_id: int, name: str = "Synthe
         raise FileExistsError(f"{folder} exists already; choose another dataset id or remove it")
     rng = np.random.default_rng(seed)
     for split, count in (("Tr", n_train), ("Ts", n_test)):
+        if not count:  # no imagesTs/labelsTs at all: a dataset without a test set
+            continue
         (folder / f"images{split}").mkdir(parents=True)
         (folder / f"labels{split}").mkdir()
         for i in range(count):

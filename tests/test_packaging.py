@@ -52,7 +52,7 @@ def pypi_reachable() -> bool:
         return False
 
 
-@pytest.mark.slow
+@pytest.mark.slow(40)
 def test_pip_resolves_the_repository_against_another_supported_torch(tmp_path):
     """A dry run reads only metadata: ``fast-deps`` fetches each wheel's METADATA by HTTP range requests (PyPI's
     index here serves no separate metadata files, and without it pip downloads every wheel, torch's 900 MB

@@ -63,7 +63,9 @@ class StudyLayout:
 
     @property
     def has_test_set(self) -> bool:
-        return (self.raw / "imagesTs").is_dir() and (self.raw / "labelsTs").is_dir()
+        """imagesTs and labelsTs both hold files (empty folders are no test set: nothing to predict)."""
+        folders = (self.raw / "imagesTs", self.raw / "labelsTs")
+        return all(folder.is_dir() and any(folder.iterdir()) for folder in folders)
 
 
 def data_identifier(spec: StudySpec, architecture: str) -> str:

@@ -56,7 +56,8 @@ def run_job(job_dir: str, command: List[str], env: Dict[str, str], attempt: int)
         log.write(f"=== attempt {attempt}, {time.strftime('%Y-%m-%d %H:%M:%S')} on {host}"
                   f"{f', SLURM job {cluster_id}' if cluster_id else ''}\n$ {shlex.join(command)}\n")
         log.flush()
-        returncode = subprocess.run(command, env={**os.environ, **allocated_threads(), **env}, stdout=log, stderr=subprocess.STDOUT).returncode
+        returncode = subprocess.run(command, env={**os.environ, **allocated_threads(), **env}, stdout=log,
+                                    stderr=subprocess.STDOUT).returncode
         log.write(f"=== exit status {returncode} after {time.time() - start:.1f} s\n")
     result = {"returncode": returncode, "seconds": round(time.time() - start, 1), "attempt": attempt, "host": host,
               "slurm_job_id": cluster_id, "killed": returncode < 0, "log": str(folder / "log.txt")}

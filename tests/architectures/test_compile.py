@@ -19,7 +19,7 @@ import torch
 
 from tests.architectures.cases import ARCHITECTURES, ArchCase, as_list
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(90)
 
 # relative to the largest value of the outputs, or of all gradients (inductor reorders float sums; gradients that
 # are zero in exact arithmetic, a conv bias before instance norm, differ by rounding noise alone)

@@ -23,7 +23,7 @@ def load_script():
     return module
 
 
-@pytest.mark.slow
+@pytest.mark.slow(40)
 def test_cpu_smoke_plans_and_measures_every_network(tmp_path):
     output, work = tmp_path / "validation.json", tmp_path / "work"
     result = subprocess.run([sys.executable, str(SCRIPT), "--cpu-smoke", "--parts", "steps", "--repeats", "1",

@@ -16,7 +16,7 @@ from nnunet_archs.datasets import write_synthetic_dataset
 
 BIN = Path(sys.executable).parent
 # every dataset of the session's nnU-Net folders, one id each (two folders with one id make the id ambiguous)
-DATASET_3D, DATASET_2D, DATASET_LARGE, DATASET_CASCADE = 501, 502, 503, 504
+DATASET_3D, DATASET_2D, DATASET_LARGE, DATASET_CASCADE, DATASET_2D_NO_TEST_SET = 501, 502, 503, 504, 505
 # A tiny GPU memory target shrinks the planned patch so that CPU training steps take about a second.
 TINY_GPU_TARGET = "0.1"
 SHORT_TRAINING = {"NNUNET_ARCHS_EPOCHS": "1", "NNUNET_ARCHS_ITERATIONS": "2", "NNUNET_ARCHS_VAL_ITERATIONS": "1",
@@ -51,6 +51,9 @@ class NNUNetEnvironment:
 
     def raw_dataset(self, dataset_id: int) -> Path:
         return next(self.raw.glob(f"Dataset{dataset_id:03d}_*"))
+
+    def fold_folder(self, dataset_id: int, trainer: str, plans: str, configuration: str, fold: str = "0") -> Path:
+        return next(self.results.glob(f"Dataset{dataset_id:03d}_*/{trainer}__{plans}__{configuration}/fold_{fold}"))
 
     def train(self, dataset_id: int, configuration: str, plans: str, trainer: str, fold: str = "0",
               mirroring: bool = False) -> subprocess.CompletedProcess:
@@ -91,7 +94,7 @@ def assert_finite_dice(summary: dict, labels: List[str] = ("1", "2")) -> None:
 @pytest.fixture(scope="session")
 def nnunet(tmp_path_factory) -> NNUNetEnvironment:
     environment = NNUNetEnvironment(tmp_path_factory.mktemp("nnunet"))
-    write_synthetic_dataset(environment.raw, DATASET_3D, "Synthetic3D", shape=(16, 48, 48), spacing=(3.0, 1.0, 1.0))
+    write_synthetic_dataset(environment.raw, DATASET_3D, "Synthetic3D", shape=(16, 32, 32), spacing=(3.0, 1.0, 1.0))
     write_synthetic_dataset(environment.raw, DATASET_2D, "Synthetic2D", shape=(64, 64), spacing=(1.0, 1.0))
     return environment
 

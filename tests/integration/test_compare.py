@@ -18,8 +18,7 @@ import pytest
 from nnunet_archs.cli import main
 from tests.integration.conftest import BIN, CUSTOM_NETWORK, DATASET_2D
 
-# the study fixture runs once per module: every test of the module on one pytest-xdist worker
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("local_study")]
+pytestmark = pytest.mark.slow(330)
 
 # nnU-Net's U-Net beside a network of the user's, given by import path (planned by nnUNetPlannerCustom)
 ARCHITECTURES = ["PlainConvUNet", CUSTOM_NETWORK]

@@ -1,7 +1,8 @@
 """``nnunet-archs compare --executor slurm`` against a real one-node SLURM cluster (tests/slurm/start_cluster.sh,
 which .ci/run starts before the suite): 2 architectures x 2 folds with every job submitted through submitit and
 sbatch (trainings as a job array), a training cancelled with scancel and resubmitted with --c, without slurmdbd
-(sacct disabled). Skipped, saying why, where no cluster can be started."""
+(sacct disabled), on a 2D dataset without a test set (test-set jobs are the local study's, test_compare.py).
+Skipped, saying why, where no cluster can be started."""
 from __future__ import annotations
 
 import csv
@@ -11,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import BIN, DATASET_2D
+from nnunet_archs.datasets import write_synthetic_dataset
+from tests.integration.conftest import BIN, DATASET_2D_NO_TEST_SET
 from tests.integration.test_compare import attempts, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(230)
 
 START_CLUSTER = Path(__file__).parents[1] / "slurm" / "start_cluster.sh"
 
@@ -41,11 +43,13 @@ def scontrol_state(job_id: str) -> str:
 
 
 def test_compare_on_slurm_with_a_cancelled_training(nnunet, cluster):
+    write_synthetic_dataset(nnunet.raw, DATASET_2D_NO_TEST_SET, "NoTestSet", shape=(64, 64), spacing=(1.0, 1.0),
+                            n_test=0)
     report = nnunet.root / "study_slurm"
-    command = [str(BIN / "nnunet-archs"), "compare", "-d", str(DATASET_2D), "-a", "PlainConvUNet", "KiUNet", "-c", "2d",
-               "--folds", "0", "1", "-gpu_memory_target", "0.1", "-o", str(report), "--epochs", "4", "--iterations",
-               "2", "--val-iterations", "1", "--executor", "slurm", "--max-parallel", "2", "--slurm-time", "30",
-               "--slurm-cpus-per-job", "1", "--slurm-option", "comment=nnunet-archs-test"]
+    command = [str(BIN / "nnunet-archs"), "compare", "-d", str(DATASET_2D_NO_TEST_SET), "-a", "PlainConvUNet", "KiUNet",
+               "-c", "2d", "--folds", "0", "1", "-gpu_memory_target", "0.1", "-o", str(report), "--epochs", "4",
+               "--iterations", "2", "--val-iterations", "1", "--executor", "slurm", "--max-parallel", "2",
+               "--slurm-time", "30", "--slurm-cpus-per-job", "1", "--slurm-option", "comment=nnunet-archs-test"]
     driver = subprocess.Popen(command, env=nnunet.env, cwd=nnunet.root, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     cancelled_job = report / "jobs" / "train_KiUNet_fold0"
@@ -75,6 +79,7 @@ def test_compare_on_slurm_with_a_cancelled_training(nnunet, cluster):
     results = (report / "results.md").read_text()
     assert "### Trainings" in results and f"slurm {cancelled} (" in results
     rows = list(csv.DictReader(open(report / "per_case.csv")))
-    splits = json.loads((nnunet.preprocessed / nnunet.raw_dataset(DATASET_2D).name / "splits_final.json").read_text())
+    splits = json.loads((nnunet.preprocessed / nnunet.raw_dataset(DATASET_2D_NO_TEST_SET).name /
+                         "splits_final.json").read_text())
     assert len(rows) == 2 * (len(splits[0]["val"]) + len(splits[1]["val"])) * 2 * 3
-    assert "Missing results" not in results
+    assert "Missing results" not in results and "Labelled test set" not in results

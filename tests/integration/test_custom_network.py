@@ -14,7 +14,7 @@ from tests.integration.conftest import DATASET_2D
 
 from tests.integration.conftest import CUSTOM_NETWORK as NETWORK
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(25)
 
 
 def test_custom_network_checked_calibrated_and_planned(nnunet, custom_calibration):

@@ -12,7 +12,7 @@ import pytest
 from nnunet_archs.planning.planners import RESENC_PRESETS, planner_name
 from tests.integration.conftest import DATASET_3D, claim_large_images
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(30)
 
 FINGERPRINTS = {"isotropic": (511, [256, 256, 256], [1.0, 1.0, 1.0]),
                 "anisotropic": (512, [96, 384, 384], [2.5, 0.8, 0.8])}

@@ -12,7 +12,7 @@ from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunet_archs.planning.planners import PLANNERS
 from tests.integration.conftest import DATASET_3D, DATASET_LARGE, claim_large_images
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(35)
 
 TARGETS_GB = [2, 6, 16]
 ARCHITECTURES = ["KiUNet", "UIUNet"]

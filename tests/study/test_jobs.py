@@ -10,9 +10,12 @@ from nnunet_archs.study.spec import Budget, StudySpec
 
 
 def layout(tmp_path: Path, test_set: bool) -> StudyLayout:
+    """A dataset with one labelled test case, or with empty imagesTs/labelsTs folders (no test set)."""
     raw = tmp_path / "raw" / "Dataset501_X"
-    for folder in (["imagesTs", "labelsTs"] if test_set else []):
-        (raw / folder).mkdir(parents=True)
+    for folder, name in (("imagesTs", "x_000_0000.nii.gz"), ("labelsTs", "x_000.nii.gz")):
+        (raw / folder).mkdir(parents=True, exist_ok=True)
+        if test_set:
+            (raw / folder / name).touch()
     return StudyLayout(raw, tmp_path / "pre" / raw.name, tmp_path / "results", tmp_path / "report")
 
 
