@@ -4,7 +4,8 @@ import torch
 from hypothesis import HealthCheck, settings
 
 # The suite runs on 2 CPU cores, split between the pytest-xdist workers of `make test`: each worker and the
-# programs it starts (DDP ranks, nnU-Net's CLI) get their share of threads, so that nothing oversubscribes.
+# programs it starts (DDP ranks, nnU-Net's CLI) get their share of threads (at least one), so that threads do not
+# multiply on the cores.
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 THREADS = int(os.environ.get("NNUNET_ARCHS_TEST_THREADS", max(1, 2 // WORKERS)))
 torch.set_num_threads(THREADS)
