@@ -107,10 +107,17 @@ def kiunet_plans(nnunet: NNUNetEnvironment) -> str:
     return "nnUNetKiUNetMPlans"
 
 
+@pytest.fixture(scope="session")
+def fingerprint_3d(nnunet: NNUNetEnvironment) -> int:
+    """The 3D dataset's fingerprint (stock nnUNetv2_extract_fingerprint; planning reads nothing else)."""
+    nnunet.run("nnUNetv2_extract_fingerprint", "-d", str(DATASET_3D), "-np", "1")
+    return DATASET_3D
+
+
 def claim_large_images(nnunet: NNUNetEnvironment, source_id: int, dataset_id: int, shape: List[int],
                        spacing: List[float]) -> int:
-    """Dataset ``dataset_id``: the files of ``source_id`` (which must have a fingerprint) with a fingerprint
-    claiming images of ``shape`` at ``spacing``, so that planners have to trade patch size against memory
+    """Dataset ``dataset_id``: the files of ``source_id`` (which must have a fingerprint: ``fingerprint_3d``) with a
+    fingerprint claiming images of ``shape`` at ``spacing``, so that planners have to trade patch size against memory
     (planning reads only the fingerprint)."""
     import json
     import shutil

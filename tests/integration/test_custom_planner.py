@@ -32,7 +32,7 @@ def specs(fingerprint: str) -> list:
 
 
 @pytest.fixture(scope="module")
-def planned(nnunet, kiunet_plans) -> dict:
+def planned(nnunet, fingerprint_3d) -> dict:
     """(fingerprint, network, preset) -> (what the named planner planned, what the custom planner planned)."""
     compared = []
     for fingerprint, (dataset_id, shape, spacing) in FINGERPRINTS.items():

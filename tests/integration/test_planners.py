@@ -19,7 +19,7 @@ ARCHITECTURES = ["KiUNet", "UIUNet"]
 
 
 @pytest.fixture(scope="module")
-def planned(nnunet, kiunet_plans) -> dict:
+def planned(nnunet, fingerprint_3d) -> dict:
     """(architecture, target) -> the 3d_fullres configuration planned for the 3D dataset claiming large
     anisotropic images."""
     dataset = claim_large_images(nnunet, DATASET_3D, DATASET_LARGE, [96, 320, 320], [2.5, 0.8, 0.8])

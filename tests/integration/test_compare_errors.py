@@ -1,0 +1,58 @@
+"""``nnunet-archs compare`` refuses bad input with one clear message before anything runs or is written (the
+study itself is test_compare.py's; these tests have their own module so that make test runs them beside it)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nnunet_archs.cli import main
+from tests.integration.conftest import DATASET_2D
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["-a", "PlainConvUNet", "SwinUNETR"], "unknown architecture(s) ['SwinUNETR']"),
+    (["-a", "PlainConvUNet", "no_such_module.Net"], "no_such_module"),
+    (["-a", "PlainConvUNet", "tests.integration.custom_net.BottleneckResUNet"], "has no calibration: run "
+                                                                               "nnunet-archs calibrate"),
+    (["--metrics", "Dice", "Jaccard"], "unknown metric(s) ['Jaccard']; choose from ['Dice', 'NSD', 'HD95']"),
+    (["--baseline", "UIUNet"], "--baseline 'UIUNet' is not among the architectures"),
+    (["--folds", "0"], "--folds needs at least 2 folds"),
+    (["--folds", "0", "7"], "--folds must be distinct values out of [0, 1, 2, 3, 4]"),
+    (["--nsd-tolerance", "0"], "--nsd-tolerance must be > 0"),
+    (["--epochs", "0"], "--epochs must be > 0"),
+    (["--slurm-time", "soon"], "--slurm-time must be minutes or [D-]HH:MM:SS"),
+    (["--slurm-option", "nodash"], "--slurm-option takes KEY=VALUE"),
+])
+def test_bad_arguments_are_one_clear_message_before_anything_runs(tmp_path, monkeypatch, capsys, arguments, message):
+    for variable in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(variable, str(tmp_path))
+    report = tmp_path / "never_written"
+    assert main(["compare", "-d", "502", "-a", "PlainConvUNet", "KiUNet", "-o", str(report), *arguments]) == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error, error
+    assert not report.exists()
+
+
+def test_splits_that_disagree_with_the_folds_are_refused(nnunet):
+    dataset = nnunet.raw / "Dataset513_FewSplits"
+    import shutil
+    shutil.copytree(nnunet.raw_dataset(DATASET_2D), dataset)
+    preprocessed = nnunet.preprocessed / dataset.name
+    preprocessed.mkdir()
+    cases = sorted(p.name[:-len(".nii.gz")] for p in (dataset / "labelsTr").iterdir())
+    (preprocessed / "splits_final.json").write_text(json.dumps([{"train": cases[2:], "val": cases[:2]}] * 2))
+    result = nnunet.run("nnunet-archs", "compare", "-d", "513", "--folds", "0", "1", "2", "-o",
+                        str(nnunet.root / "r513"), check=False)
+    assert result.returncode == 2 and "defines 2 fold(s) (0-1); the requested folds [2]" in result.stderr
+    assert not (nnunet.root / "r513").exists()
+
+
+def test_an_existing_report_folder_needs_resume_or_overwrite(nnunet):
+    folder = nnunet.root / "occupied"
+    folder.mkdir()
+    (folder / "mine.txt").write_text("keep")
+    result = nnunet.run("nnunet-archs", "compare", "-d", str(DATASET_2D), "-c", "2d", "--folds", "0", "1", "-o",
+                        str(folder), check=False)
+    assert result.returncode == 2 and "pass --resume" in result.stderr
+    assert (folder / "mine.txt").read_text() == "keep"
