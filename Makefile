@@ -11,9 +11,9 @@ export OMP_NUM_THREADS ?= 2
 # idle OpenMP threads sleep instead of spinning: two test workers share the two cores
 export OMP_WAIT_POLICY ?= PASSIVE
 # pytest-xdist workers, one test module at a time each (module fixtures such as compare's study run once),
-# modules with tests marked slow first. Three on two cores: with two, a quarter of the CPU time went unused while
-# end-to-end tests waited on program start-up, SLURM and polling (measured: 17.0 min, 1.5 cores busy on average)
-TEST_WORKERS ?= 3
+# modules with tests marked slow first. Measured on 2 cores: 1 worker 32.0 min, 2 workers 17.0 min, 3 workers
+# 18.3 min (the local study, the critical path, slowed from 469 s to 649 s)
+TEST_WORKERS ?= 2
 
 .PHONY: test demo benchmark env clean
 
