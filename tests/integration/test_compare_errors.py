@@ -3,6 +3,7 @@ study itself is test_compare.py's; these tests have their own module so that mak
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -36,7 +37,6 @@ def test_bad_arguments_are_one_clear_message_before_anything_runs(tmp_path, monk
 
 def test_splits_that_disagree_with_the_folds_are_refused(nnunet):
     dataset = nnunet.raw / "Dataset513_FewSplits"
-    import shutil
     shutil.copytree(nnunet.raw_dataset(DATASET_2D), dataset)
     preprocessed = nnunet.preprocessed / dataset.name
     preprocessed.mkdir()

@@ -52,6 +52,6 @@ def test_inherited_bigger_batch_configuration_trains_with_our_plans(nnunet, kiun
                "-gpu_memory_target", TINY_GPU_TARGET)
     assert "3d_fullres_bs4" in json.loads(path.read_text())["configurations"]
     nnunet.train(DATASET_3D, "3d_fullres_bs4", kiunet_plans, "nnUNetTrainerBudget")
-    fold = next(nnunet.results.glob(f"Dataset501_*/nnUNetTrainerBudget__{kiunet_plans}__3d_fullres_bs4/fold_0"))
+    fold = nnunet.fold_folder(DATASET_3D, "nnUNetTrainerBudget", kiunet_plans, "3d_fullres_bs4")
     assert (fold / "checkpoint_final.pth").exists()
     assert str(json.loads((fold / "debug.json").read_text())["batch_size"]) == "4"

@@ -17,7 +17,7 @@ def test_seed_trainer_on_default_plans_through_ext_trainer(nnunet):
     nnunet.run("nnunet-archs", "plan_and_preprocess", "-d", str(DATASET_3D), "-pl", "ExperimentPlanner",
                "-c", "3d_fullres", "-np", "1", "--no_pbar")
     nnunet.train(DATASET_3D, "3d_fullres", "nnUNetPlans", "kiunet_minimal")
-    fold = next(nnunet.results.glob("Dataset501_*/kiunet_minimal__nnUNetPlans__3d_fullres/fold_0"))
+    fold = nnunet.fold_folder(DATASET_3D, "kiunet_minimal", "nnUNetPlans", "3d_fullres")
     assert "nnunet_archs.architectures.kiunet.DynamicKiUNet" in next(fold.glob("training_log_*")).read_text()
     weights = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)["network_weights"]
     assert any(key.startswith("ki_encoder.") for key in weights)
