@@ -1,8 +1,10 @@
 """``nnunet-archs compare`` end to end with the local executor (submitit's local backend, the code path of the SLURM
 executor): 2 architectures x 2 folds on the tiny 2D dataset, two jobs at once, and the faults a study must survive:
-a training killed mid-run (continued with --c), a training that fails (only its dependants stop, the report names
-it), a killed driver (--resume adopts what still runs and recomputes nothing that finished). Then the report is
-complete and ``nnunet-archs report`` reproduces its numbers. (Bad input: test_compare_errors.py.)"""
+a training killed mid-run (continued with --c), a job that fails (only its dependants stop, the report names it), a
+killed driver (--resume adopts what still runs and recomputes nothing that finished). Then the report is complete
+and ``nnunet-archs report`` reproduces its numbers. The networks are UIU-Net (this is its end-to-end test through
+our planner, stock nnUNetv2_train and nnUNetv2_predict) and a network of the user's. (Bad input:
+test_compare_errors.py.)"""
 from __future__ import annotations
 
 import csv
@@ -15,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from nnunet_archs.training.trainers import EPOCH_LOG
 from tests.integration.conftest import BIN, CUSTOM_NETWORK, DATASET_2D
 
 pytestmark = pytest.mark.slow(330)
 
-# nnU-Net's U-Net beside a network of the user's, given by import path (planned by nnUNetPlannerCustom)
-ARCHITECTURES = ["PlainConvUNet", CUSTOM_NETWORK]
+# UIU-Net beside a network of the user's, given by import path (planned by nnUNetPlannerCustom)
+ARCHITECTURES = ["UIUNet", CUSTOM_NETWORK]
 CUSTOM = "BottleneckResUNet"
 BUDGET = ["--epochs", "3", "--iterations", "2", "--val-iterations", "1"]
 
@@ -77,14 +80,15 @@ def study(nnunet, custom_calibration):
     """The whole fault scenario, run once; the tests below read what it left."""
     report = nnunet.root / "study_local"
     calibration = ["--calibration", str(custom_calibration)]
-    sabotage = (nnunet.results / nnunet.raw_dataset(DATASET_2D).name /
-                f"nnUNetTrainerBudget__nnUNetStudy_study_local_{CUSTOM}__2d" / "fold_1")
-    sabotage.parent.mkdir(parents=True)
-    sabotage.write_text("a file where nnUNetv2_train needs its output folder: this training must fail")
     driver = subprocess.Popen([str(BIN / "nnunet-archs"), *compare_args(report, *calibration)], env=nnunet.env,
                               cwd=nnunet.root,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    killed_job = report / "jobs" / "train_PlainConvUNet_fold1"
+    # the last job before the custom network's test-set scores, long before it can start: it must fail
+    sabotage = report / "test_predictions" / CUSTOM
+    wait_for(lambda: (report / "jobs").is_dir(), 120, "the report folder")
+    sabotage.parent.mkdir(exist_ok=True)
+    sabotage.write_text("a file where nnUNetv2_predict needs its output folder: this prediction must fail")
+    killed_job = report / "jobs" / "train_UIUNet_fold1"
     os.kill(wait_for(lambda: training_pid(killed_job), 400, "the training to start its epochs"), signal.SIGKILL)
     wait_for(lambda: len(attempts(report, killed_job.name)) == 2, 120, "the killed training to be resubmitted")
     driver.kill()  # the driver dies; the jobs it started do not
@@ -103,18 +107,18 @@ def study(nnunet, custom_calibration):
 def test_jobs_run_concurrently_and_a_killed_training_continues_with_dash_c(study):
     report = study["report"]
     assert most_jobs_at_once(report) == 2, study["first_output"]
-    tries = attempts(report, "train_PlainConvUNet_fold1")
+    tries = attempts(report, "train_UIUNet_fold1")
     assert [a["status"] for a in tries] == ["killed", "done"]
-    log = (report / "jobs" / "train_PlainConvUNet_fold1" / "log.txt").read_text()
+    log = (report / "jobs" / "train_UIUNet_fold1" / "log.txt").read_text()
     assert "-tr nnUNetTrainerBudget -device cpu --c" in log and "exit status -9" in log
 
 
-def test_a_failed_training_stops_only_its_dependants_and_the_report_names_it(study):
+def test_a_failed_job_stops_only_its_dependants_and_the_report_names_it(study):
     resumed, report = study["resumed"], study["report"]
-    assert resumed.returncode == 1 and f"train_{CUSTOM}_fold1: exit status 1" in resumed.stderr, resumed.stderr
-    assert f"evaluate_{CUSTOM}_fold1: blocked" in resumed.stdout
-    assert f"predict_test_{CUSTOM}: blocked" in resumed.stdout
-    assert "train_PlainConvUNet_fold1" in study["finished_after_resume"]  # adopted from the killed driver
+    assert resumed.returncode == 1 and f"predict_test_{CUSTOM}: exit status 1" in resumed.stderr, resumed.stderr
+    assert f"evaluate_test_{CUSTOM}: blocked" in resumed.stdout
+    assert f"evaluate_{CUSTOM}_fold1" in study["finished_after_resume"]  # not a dependant: it ran
+    assert "train_UIUNet_fold1" in study["finished_after_resume"]  # adopted from the killed driver
     assert "jobs done earlier, not run again" in resumed.stdout
     for job, marker in study["finished_before"].items():  # nothing that had finished ran again
         assert study["finished_after_resume"][job] == marker, job
@@ -135,8 +139,8 @@ def test_the_completed_study_has_every_per_case_row_a_report_and_plots(study, nn
     test_rows = list(csv.DictReader(open(report / "per_case_test.csv")))
     assert len(test_rows) == 2 * 2 * 2 * 3 and {r["fold"] for r in test_rows} == {"ensemble"}
     results = (report / "results.md").read_text()
-    assert f"| {CUSTOM_NETWORK} |" in results and "Δ Dice vs PlainConvUNet" in results
-    assert f"{CUSTOM_NETWORK} vs PlainConvUNet:" in results and "Rank stability (Dice)" in results
+    assert f"| {CUSTOM_NETWORK} |" in results and "Δ Dice vs UIUNet" in results
+    assert f"{CUSTOM_NETWORK} vs UIUNet:" in results and "Rank stability (Dice)" in results
     assert "Labelled test set" in results and "| 64x64 |" in results
     assert "\\toprule" in (report / "results.tex").read_text()
     for plot in ("per_case_Dice.png", "per_case_HD95.png", "pareto_memory.png", "pareto_time.png"):
@@ -144,6 +148,16 @@ def test_the_completed_study_has_every_per_case_row_a_report_and_plots(study, nn
     commands = (report / "commands.sh").read_text()
     assert f"nnUNetv2_train 502 2d 0 -p nnUNetStudy_study_local_{CUSTOM} -tr nnUNetTrainerBudget -device cpu" in commands
     assert f"-pl nnUNetPlannerCustom --network {CUSTOM_NETWORK} --calibration" in commands
+
+
+def test_uiunet_was_planned_by_our_planner_and_logged_its_cpu_epochs(study, nnunet):
+    plans = json.loads(nnunet.plans_path(DATASET_2D, "nnUNetStudy_study_local_UIUNet").read_text())
+    assert plans["configurations"]["2d"]["architecture"]["network_class_name"] == \
+        "nnunet_archs.architectures.uiunet.DynamicUIUNet3D"
+    epochs = (nnunet.fold_folder(DATASET_2D, "nnUNetTrainerBudget", "nnUNetStudy_study_local_UIUNet", "2d") /
+              EPOCH_LOG).read_text().splitlines()
+    # three epochs on a CPU: no allocator peak to report
+    assert [json.loads(line)["max_memory_allocated_bytes"] for line in epochs] == [None] * 3
 
 
 def test_report_reproduces_the_numbers_from_per_case_csv(study, nnunet):

@@ -42,7 +42,11 @@ def test_resenc_plans_coexist_with_ours(nnunet, kiunet_plans):
         json.loads(before)["configurations"]["3d_fullres"]["data_identifier"]
 
 
-def test_inherited_bigger_batch_configuration_trains_with_our_plans(nnunet, kiunet_plans):
+def test_inherited_bigger_batch_configuration_builds_and_steps_with_our_plans(nnunet, kiunet_plans):
+    """Seed 003's hand-added configuration: nnU-Net resolves ``inherits_from`` to our network at batch 4, which
+    takes a training step (stock nnUNetv2_train on our plans: test_kiunet_plans_train_predict_evaluate_3d)."""
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
     path = nnunet.plans_path(DATASET_3D, kiunet_plans)
     plans = json.loads(path.read_text())
     plans["configurations"]["3d_fullres_bs4"] = {"inherits_from": "3d_fullres", "batch_size": 4}
@@ -50,8 +54,11 @@ def test_inherited_bigger_batch_configuration_trains_with_our_plans(nnunet, kiun
     # re-planning with the same planner keeps the hand-added configuration, as nnU-Net does
     nnunet.run("nnunet-archs", "plan_experiment", "-d", str(DATASET_3D), "-pl", "nnUNetPlannerKiUNetM",
                "-gpu_memory_target", TINY_GPU_TARGET)
-    assert "3d_fullres_bs4" in json.loads(path.read_text())["configurations"]
-    nnunet.train(DATASET_3D, "3d_fullres_bs4", kiunet_plans, "nnUNetTrainerBudget")
-    fold = nnunet.fold_folder(DATASET_3D, "nnUNetTrainerBudget", kiunet_plans, "3d_fullres_bs4")
-    assert (fold / "checkpoint_final.pth").exists()
-    assert str(json.loads((fold / "debug.json").read_text())["batch_size"]) == "4"
+    configuration = PlansManager(str(path)).get_configuration("3d_fullres_bs4")
+    assert configuration.batch_size == 4
+    assert configuration.network_arch_class_name == "nnunet_archs.architectures.kiunet.DynamicKiUNet"
+    net = get_network_from_plans(configuration.network_arch_class_name, configuration.network_arch_init_kwargs,
+                                 configuration.network_arch_init_kwargs_req_import, 1, 3, deep_supervision=True)
+    outputs = net(torch.randn(4, 1, *configuration.patch_size))
+    assert list(outputs[0].shape) == [4, 3, *configuration.patch_size]
+    sum(o.mean() for o in outputs).backward()

@@ -1,5 +1,5 @@
 """nnUNetTrainerBudget's own state: the wall-clock budget decided by rank 0 under DDP (two gloo processes whose
-clocks disagree), and the per-epoch record it appends for the study."""
+clocks disagree), the per-epoch record it appends for the study, and its throttled progress.png."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from nnunetv2.training.logging.nnunet_logger import MetaLogger
 
-from nnunet_archs.training.trainers import EPOCH_LOG, nnUNetTrainerBudget
+from nnunet_archs.training.trainers import EPOCH_LOG, ThrottledProgressPlot, nnUNetTrainerBudget
 
 WORLD_SIZE = 2
 SECONDS_PER_EPOCH = {0: 25.0, 1: 45.0}  # rank 1's clock runs ahead: alone it would stop one epoch earlier
@@ -81,3 +81,22 @@ def test_epoch_record_line_on_cpu(tmp_path):
     assert f"nnunet-archs epoch record: {json.dumps(lines[1])}" in (tmp_path / "training_log.txt").read_text()
     bare_trainer(output_folder=str(tmp_path / "other"), local_rank=1).write_epoch_record()  # rank 1 writes nothing
     assert not (tmp_path / "other").exists()
+
+
+def test_progress_png_is_redrawn_after_the_interval_or_on_the_last_epoch(tmp_path):
+    drawn, now, epoch = [], {"seconds": 0.0}, {"current": 0}
+
+    class Logger:
+        def plot_progress_png(self, folder):
+            drawn.append((epoch["current"], folder))
+
+        def get_value(self, key, step):
+            return key
+
+    logger = ThrottledProgressPlot(Logger(), 60.0, lambda: epoch["current"] >= 4, clock=lambda: now["seconds"])
+    for current, seconds in enumerate([10.0, 59.0, 61.0, 70.0, 71.0]):  # epochs 0-4 end at these times
+        epoch["current"], now["seconds"] = current, seconds
+        logger.plot_progress_png("fold_0")
+    assert drawn == [(2, "fold_0"), (4, "fold_0")]  # 61 s after the start, then the last epoch
+    logger.plot_progress_png("fold_0", force=True)
+    assert len(drawn) == 3 and logger.get_value("train_losses", -1) == "train_losses"  # the rest is the logger's
