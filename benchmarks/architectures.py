@@ -1,8 +1,9 @@
 """Architecture cost benchmark: every preset before -> after, side by side with PlainConvUNet, in one run.
 
 "Before" is each network as nnunet-archs 0.1.0 built it (imported from git history, ``benchmarks/previous.py``),
-"after" as today, built from the same plans entry; all networks of a configuration take turns step by step, so
-their ratios stay meaningful on a loaded machine. Configurations: a 2D, an isotropic 3D and an anisotropic 3D
+"after" as today, built from the same plans entry; all networks of a configuration take turns step by step in one
+process, so their ratios stay meaningful on a loaded machine, and each configuration has a process of its own (memory
+the allocator keeps after one does not reach the next). Configurations: a 2D, an isotropic 3D and an anisotropic 3D
 entry of real nnU-Net plans files at a reduced patch (bottleneck of 2 voxels per axis), and the three small
 configurations of issue 12 (3D 16x64x64 and 32^3 with features 16-128, 2D 128^2 with 16-256). Prints
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -89,69 +91,73 @@ def fits(builder: Callable, patch: List[int], batch: int, limit_gb: float) -> Op
     return None if gigabytes <= limit_gb else gigabytes
 
 
-def cost_table(args, configs: Dict[str, tuple]) -> None:
+def cost_header() -> None:
     print("## 1. Before -> after, ratios to PlainConvUNet measured in the same run\n")
     print(f"before = nnunet-archs {VERSION} (git), after = this tree; GFLOP/s = forward+backward FLOPs / step time; "
           f"estimate/measured relative to PlainConvUNet's (after)\n")
     print("| configuration | patch x batch | network | params (M) | GFLOPs fwd | step (s) | saved act. (MB) | GFLOP/s "
           "| step x Plain | memory x Plain | FLOP/s x Plain | estimate/measured vs Plain |")
     print("|---|---|---|---:|---:|---|---|---|---|---|---|---:|")
-    for name, (record, patch, batch) in configs.items():
-        builders, skipped = {"PlainConvUNet": variant_builder(record, VARIANTS["PlainConvUNet"], False)}, {}
-        for network in args.networks:
-            for previous in (True, False):
-                builder = variant_builder(record, VARIANTS[network], previous)
-                too_big = builder and fits(builder, patch, batch, args.memory_limit_gb)
-                if builder and not too_big:
-                    builders[f"{network} ({'before' if previous else 'after'})"] = builder
-                elif too_big:
-                    skipped[network] = too_big
-        rows = profile_networks(builders, [batch, record.num_input_channels, *patch], args.repeats)
-        plain = rows["PlainConvUNet"]
-        shape = f"{'x'.join(map(str, patch))} x {batch}"
-        print(f"| {name} | {shape} | PlainConvUNet | {plain['params'] / 1e6:.2f} | {plain['gflops']:.1f} "
-              f"| {plain['step_s']:.2f} | {plain['saved_bytes'] / 2 ** 20:.0f} | {plain['gflop_per_s']:.1f} "
-              f"| 1.00 | 1.00 | 1.00 | 1.00 |")
-        for network in args.networks:
-            if network in skipped:
-                print(f"| {name} | {shape} | {network} | | | not run: estimated {skipped[network]:.0f} GB of activations "
-                      f"| | | | | | |")
-                continue
-            after, before = rows[f"{network} (after)"], rows.get(f"{network} (before)")
-
-            def pair(column: str, fmt: str, relative: bool = False, scale: float = 1) -> str:
-                def value(row: dict) -> float:
-                    return row[column] / plain[column] if relative else row[column] / scale
-                text = format(value(after), fmt)
-                return text if before is None else f"{format(value(before), fmt)} -> {text}"
-
-            honesty = (after["estimate"] / after["saved_bytes"]) / (plain["estimate"] / plain["saved_bytes"])
-            print(f"| {name} | {shape} | {network} | {after['params'] / 1e6:.2f} | {after['gflops']:.1f} "
-                  f"| {pair('step_s', '.2f')} | {pair('saved_bytes', '.0f', scale=2 ** 20)} "
-                  f"| {pair('gflop_per_s', '.1f')} | {pair('step_s', '.2f', True)} | {pair('saved_bytes', '.2f', True)} "
-                  f"| {pair('gflop_per_s', '.2f', True)} | {honesty:.2f} |", flush=True)
-    print()
 
 
-def checkpoint_table(args, configs: Dict[str, tuple]) -> None:
+def cost_rows(args, name: str, config: tuple) -> None:
+    record, patch, batch = config
+    builders, skipped = {"PlainConvUNet": variant_builder(record, VARIANTS["PlainConvUNet"], False)}, {}
+    for network in args.networks:
+        for previous in (True, False):
+            builder = variant_builder(record, VARIANTS[network], previous)
+            too_big = builder and fits(builder, patch, batch, args.memory_limit_gb)
+            if builder and not too_big:
+                builders[f"{network} ({'before' if previous else 'after'})"] = builder
+            elif too_big:
+                skipped[network] = too_big
+    rows = profile_networks(builders, [batch, record.num_input_channels, *patch], args.repeats)
+    plain = rows["PlainConvUNet"]
+    shape = f"{'x'.join(map(str, patch))} x {batch}"
+    print(f"| {name} | {shape} | PlainConvUNet | {plain['params'] / 1e6:.2f} | {plain['gflops']:.1f} "
+          f"| {plain['step_s']:.2f} | {plain['saved_bytes'] / 2 ** 20:.0f} | {plain['gflop_per_s']:.1f} "
+          f"| 1.00 | 1.00 | 1.00 | 1.00 |")
+    for network in args.networks:
+        if network in skipped:
+            print(f"| {name} | {shape} | {network} | | | not run: estimated {skipped[network]:.0f} GB of activations "
+                  f"| | | | | | |")
+            continue
+        after, before = rows[f"{network} (after)"], rows.get(f"{network} (before)")
+
+        def pair(column: str, fmt: str, relative: bool = False, scale: float = 1) -> str:
+            def value(row: dict) -> float:
+                return row[column] / plain[column] if relative else row[column] / scale
+            text = format(value(after), fmt)
+            return text if before is None else f"{format(value(before), fmt)} -> {text}"
+
+        honesty = (after["estimate"] / after["saved_bytes"]) / (plain["estimate"] / plain["saved_bytes"])
+        print(f"| {name} | {shape} | {network} | {after['params'] / 1e6:.2f} | {after['gflops']:.1f} "
+              f"| {pair('step_s', '.2f')} | {pair('saved_bytes', '.0f', scale=2 ** 20)} "
+              f"| {pair('gflop_per_s', '.1f')} | {pair('step_s', '.2f', True)} | {pair('saved_bytes', '.2f', True)} "
+              f"| {pair('gflop_per_s', '.2f', True)} | {honesty:.2f} |", flush=True)
+
+
+def checkpoint_header() -> None:
     print("## 2. Checkpointing: peak activation memory of a training step and step time, per mode\n")
     print("| configuration | network | checkpoint | peak act. (MB) | step (s) | memory vs none | step vs none "
           "| estimate/peak vs Plain |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
-    for name, (record, patch, batch) in configs.items():
-        x = torch.randn(batch, record.num_input_channels, *patch)
-        plain = record.build_variant(VARIANTS["PlainConvUNet"], deep_supervision=True)
-        plain_ratio = float(plain.compute_conv_feature_map_size(patch)) * batch / peak_step_bytes(plain, x)
-        for class_path, modes in CHECKPOINT_MODES.items():
-            nets = [record.build_variant(ArchitectureVariant(m, class_path, "", {"checkpoint": m}), True)
-                    for m in modes]
-            peaks = [peak_step_bytes(net, x) for net in nets]
-            steps = median_step_seconds(nets, x, args.repeats)
-            for mode, net, peak, step in zip(modes, nets, peaks, steps):
-                honesty = float(net.compute_conv_feature_map_size(patch)) * batch / peak / plain_ratio
-                print(f"| {name} | {class_path.split('.')[-1]} | {mode} | {peak / 2 ** 20:.0f} | {step:.2f} "
-                      f"| {peak / peaks[0]:.2f} | {step / steps[0]:.2f} | {honesty:.2f} |", flush=True)
-    print()
+
+
+def checkpoint_rows(args, name: str, config: tuple) -> None:
+    record, patch, batch = config
+    x = torch.randn(batch, record.num_input_channels, *patch)
+    plain = record.build_variant(VARIANTS["PlainConvUNet"], deep_supervision=True)
+    plain_ratio = float(plain.compute_conv_feature_map_size(patch)) * batch / peak_step_bytes(plain, x)
+    for class_path, modes in CHECKPOINT_MODES.items():
+        nets = [record.build_variant(ArchitectureVariant(m, class_path, "", {"checkpoint": m}), True)
+                for m in modes]
+        peaks = [peak_step_bytes(net, x) for net in nets]
+        steps = median_step_seconds(nets, x, args.repeats)
+        for mode, net, peak, step in zip(modes, nets, peaks, steps):
+            honesty = float(net.compute_conv_feature_map_size(patch)) * batch / peak / plain_ratio
+            print(f"| {name} | {class_path.split('.')[-1]} | {mode} | {peak / 2 ** 20:.0f} | {step:.2f} "
+                  f"| {peak / peaks[0]:.2f} | {step / steps[0]:.2f} | {honesty:.2f} |", flush=True)
 
 
 def _timed(function: Callable, inputs: Sequence[torch.Tensor], repeats: int) -> float:
@@ -191,57 +197,58 @@ def _captured_inputs(net: torch.nn.Module, module: torch.nn.Module, x: torch.Ten
     return [t.detach().requires_grad_() for t in captured[0]]
 
 
-def changes_table(args, configs: Dict[str, tuple]) -> None:
-    """Each changed module as 0.1.0 and as today, same weights, on the inputs it receives in the network."""
+def changes_header() -> None:
     print("## 3. What each efficiency change did: the module before -> after, inside the network\n")
     print(f"before = nnunet-archs {VERSION}; forward+backward time of the module alone and the bytes autograd saves "
           f"inside it\n")
     print("| configuration | change | module | fwd+bwd (ms) | saved (MB) |")
     print("|---|---|---|---|---|")
-    for name in args.change_configurations:
-        record, patch, batch = configs[name]
-        x = torch.randn(batch, record.num_input_channels, *patch)
-        old_ki = record.build_variant(ArchitectureVariant("old", previous_class_path(KIUNET), ""), True)
-        old_ui = record.build_variant(ArchitectureVariant("old", previous_class_path(UIUNET), ""), True)
-        kiunet = record.build_variant(VARIANTS["KiUNet"], deep_supervision=True)
-        uiunet = record.build_variant(VARIANTS["UIUNet"], deep_supervision=True)
-        kiunet.load_state_dict(old_ki.state_dict())
-        uiunet.load_state_dict(old_ui.state_dict())
-        deepest_ki = len(kiunet.decoder.ki_stages) - 1
-        ica_level = min(int(k) for k in uiunet.decoder.fusions)
-        old_ica = old_ui.decoder.fusions[str(ica_level)]
-        cases = [
-            ("Ki encoder convs channels-last on CPU", f"ki_encoder[{len(kiunet.ki_encoder) - 1}]",
-             old_ki.ki_encoder[-1], kiunet.ki_encoder[-1], kiunet),
-            ("Ki decoder: channels-last conv, max-pool indices recomputed", f"decoder.ki_stages[{deepest_ki}]",
-             old_ki.decoder.ki_stages[deepest_ki], kiunet.decoder.ki_stages[deepest_ki], kiunet),
-            ("RSU: max-pool indices recomputed", "encoder[0] (RSU)", old_ui.encoder[0], uiunet.encoder[0], uiunet),
-            ("RSU-F: taps that read only padding skipped", "encoder[-1] (dilated RSU)", old_ui.encoder[-1],
-             uiunet.encoder[-1], uiunet),
-            ("IC-A: 1x1 projection before the upsampling, no doubled copies (0.1.0: upsampling included)",
-             f"decoder.fusions[{ica_level}]",
-             lambda deeper, low: old_ica(upsample_to(deeper, low.shape[2:]), low),
-             uiunet.decoder.fusions[str(ica_level)], uiunet),
-        ]
-        for change, where, before, after, net in cases:
-            inputs = _captured_inputs(net, after, x)
-            print(f"| {name} | {change} | {where} | {_timed(before, inputs, args.repeats) * 1e3:.0f} -> "
-                  f"{_timed(after, inputs, args.repeats) * 1e3:.0f} | {_saved(before, inputs, net) / 2 ** 20:.1f} -> "
-                  f"{_saved(after, inputs, net) / 2 ** 20:.1f} |", flush=True)
-        fuse = uiunet.decoder.seg_layers["fuse"]
-        sides = [head(f) for head, f in zip(uiunet.decoder.seg_layers["sides"], _decoded(uiunet, x))]
-        sides = [s.detach().requires_grad_() for s in sides]
 
-        def concatenated(*s):  # 0.1.0: every side upsampled to full resolution, concatenated, one 1x1 conv
-            return fuse(torch.cat([s[0]] + [upsample_to(side, s[0].shape[2:]) for side in s[1:]], 1))
 
-        def summed(*s):
-            return uiunet.decoder._fuse(list(s))
+def changes_rows(args, name: str, config: tuple) -> None:
+    """Each changed module as 0.1.0 and as today, same weights, on the inputs it receives in the network."""
+    record, patch, batch = config
+    x = torch.randn(batch, record.num_input_channels, *patch)
+    old_ki = record.build_variant(ArchitectureVariant("old", previous_class_path(KIUNET), ""), True)
+    old_ui = record.build_variant(ArchitectureVariant("old", previous_class_path(UIUNET), ""), True)
+    kiunet = record.build_variant(VARIANTS["KiUNet"], deep_supervision=True)
+    uiunet = record.build_variant(VARIANTS["UIUNet"], deep_supervision=True)
+    kiunet.load_state_dict(old_ki.state_dict())
+    uiunet.load_state_dict(old_ui.state_dict())
+    deepest_ki = len(kiunet.decoder.ki_stages) - 1
+    ica_level = min(int(k) for k in uiunet.decoder.fusions)
+    old_ica = old_ui.decoder.fusions[str(ica_level)]
+    cases = [
+        ("Ki encoder convs channels-last on CPU", f"ki_encoder[{len(kiunet.ki_encoder) - 1}]",
+         old_ki.ki_encoder[-1], kiunet.ki_encoder[-1], kiunet),
+        ("Ki decoder: channels-last conv, max-pool indices recomputed", f"decoder.ki_stages[{deepest_ki}]",
+         old_ki.decoder.ki_stages[deepest_ki], kiunet.decoder.ki_stages[deepest_ki], kiunet),
+        ("RSU: max-pool indices recomputed", "encoder[0] (RSU)", old_ui.encoder[0], uiunet.encoder[0], uiunet),
+        ("RSU-F: taps that read only padding skipped", "encoder[-1] (dilated RSU)", old_ui.encoder[-1],
+         uiunet.encoder[-1], uiunet),
+        ("IC-A: 1x1 projection before the upsampling, no doubled copies (0.1.0: upsampling included)",
+         f"decoder.fusions[{ica_level}]",
+         lambda deeper, low: old_ica(upsample_to(deeper, low.shape[2:]), low),
+         uiunet.decoder.fusions[str(ica_level)], uiunet),
+    ]
+    for change, where, before, after, net in cases:
+        inputs = _captured_inputs(net, after, x)
+        print(f"| {name} | {change} | {where} | {_timed(before, inputs, args.repeats) * 1e3:.0f} -> "
+              f"{_timed(after, inputs, args.repeats) * 1e3:.0f} | {_saved(before, inputs, net) / 2 ** 20:.1f} -> "
+              f"{_saved(after, inputs, net) / 2 ** 20:.1f} |", flush=True)
+    fuse = uiunet.decoder.seg_layers["fuse"]
+    sides = [head(f) for head, f in zip(uiunet.decoder.seg_layers["sides"], _decoded(uiunet, x))]
+    sides = [s.detach().requires_grad_() for s in sides]
 
-        print(f"| {name} | fused output as the sum of each side's upsampled 1x1 share | decoder fusion "
-              f"| {_timed(concatenated, sides, args.repeats) * 1e3:.0f} -> {_timed(summed, sides, args.repeats) * 1e3:.0f} "
-              f"| {_saved(concatenated, sides, uiunet) / 2 ** 20:.1f} -> {_saved(summed, sides, uiunet) / 2 ** 20:.1f} |")
-    print()
+    def concatenated(*s):  # 0.1.0: every side upsampled to full resolution, concatenated, one 1x1 conv
+        return fuse(torch.cat([s[0]] + [upsample_to(side, s[0].shape[2:]) for side in s[1:]], 1))
+
+    def summed(*s):
+        return uiunet.decoder._fuse(list(s))
+
+    print(f"| {name} | fused output as the sum of each side's upsampled 1x1 share | decoder fusion "
+          f"| {_timed(concatenated, sides, args.repeats) * 1e3:.0f} -> {_timed(summed, sides, args.repeats) * 1e3:.0f} "
+          f"| {_saved(concatenated, sides, uiunet) / 2 ** 20:.1f} -> {_saved(summed, sides, uiunet) / 2 ** 20:.1f} |")
 
 
 def _decoded(net: torch.nn.Module, x: torch.Tensor) -> List[torch.Tensor]:
@@ -286,17 +293,40 @@ def main() -> None:
                         help="skip networks whose estimated activations exceed this (KiUNet-original in 3D)")
     parser.add_argument("--sections", nargs="+", default=["costs", "checkpoint", "changes", "parameters"],
                         choices=["costs", "checkpoint", "changes", "parameters"])
+    parser.add_argument("--rows-only", action="store_true",
+                        help="internal: print one section's rows for one configuration in this process")
     args = parser.parse_args()
+    if args.rows_only:
+        section, name = args.sections[0], args.configurations[0]
+        SECTIONS[section][1](args, name, configs[name])
+        return
     print(f"# {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, median of {args.repeats} steps\n")
-    if "costs" in args.sections:
-        cost_table(args, {c: configs[c] for c in args.configurations})
-    if "checkpoint" in args.sections:
-        checkpoint_table(args, {c: configs[c] for c in args.checkpoint_configurations})
-    if "changes" in args.sections:
-        changes_table(args, configs)
+    chosen = {"costs": args.configurations, "checkpoint": args.checkpoint_configurations,
+              "changes": args.change_configurations}
+    for section in ("costs", "checkpoint", "changes"):
+        if section in args.sections:
+            SECTIONS[section][0]()
+            for name in chosen[section]:
+                rows_in_own_process(section, name, args)
+            print()
     if "parameters" in args.sections:
         original_shaped_uiunet_parameters()
+
+
+# section -> (table header, rows of one configuration)
+SECTIONS = {"costs": (cost_header, cost_rows), "checkpoint": (checkpoint_header, checkpoint_rows),
+            "changes": (changes_header, changes_rows)}
+
+
+def rows_in_own_process(section: str, name: str, args) -> None:
+    """One configuration's rows in a fresh Python: what the allocator keeps after the big 3D configurations (peak
+    RSS grew across networks and configurations to 21 GB in one process) does not reach the next configuration."""
+    command = [sys.executable, __file__, "--rows-only", "--sections", section, "--configurations", name,
+               "--networks", *args.networks, "--repeats", str(args.repeats),
+               "--memory-limit-gb", str(args.memory_limit_gb)]
+    sys.stdout.flush()
+    subprocess.run(command, check=True)
 
 
 if __name__ == "__main__":

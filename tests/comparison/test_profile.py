@@ -77,7 +77,17 @@ def test_amp_profiles_a_bf16_autocast_step(fp32_profile, tmp_path):
     (["--builtin", "nope"], "unknown built-in configuration 'nope'"),
     (["--device", "mps", "--amp"], "--amp measures autocast on cuda or cpu, not 'mps'"),
 ])
-def test_profile_bad_input(tmp_path, arguments, message):
-    command = COMMAND[:2] + (["--builtin", BUILTIN_2D] if "--builtin" not in arguments else []) + arguments
-    result = subprocess.run(command + ["-o", str(tmp_path)], capture_output=True, text=True)
-    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+def test_profile_bad_input(tmp_path, capsys, arguments, message):
+    """In this process (the console script's exit status: the test below); argparse's own refusals exit."""
+    command = COMMAND[1:2] + (["--builtin", BUILTIN_2D] if "--builtin" not in arguments else []) + arguments
+    try:
+        status = main(command + ["-o", str(tmp_path)])
+    except SystemExit as exit_:
+        status = exit_.code
+    assert status == 2 and message in capsys.readouterr().err
+
+
+def test_the_console_script_exits_with_status_2_and_no_traceback(tmp_path):
+    result = subprocess.run(COMMAND + ["--batch-size", "0", "-o", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 2 and "--batch-size must be >= 1" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

@@ -2,6 +2,8 @@
 run the real command-line programs in subprocesses, as a user would."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -45,6 +47,26 @@ class NNUNetEnvironment:
             raise AssertionError(f"{program} {' '.join(args)} failed ({result.returncode}):\n"
                                  f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
         return result
+
+    def run_in_process(self, *args: str, extra_env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+        """``nnunet-archs ARGS`` through its ``main`` in this process, with this environment's variables: for
+        refusals and quick planning, which need no process of their own (each start-up imports torch and nnU-Net,
+        seconds; nnU-Net reads its folder variables when it uses them). The console script's own exit status is
+        checked in tests/comparison/test_profile.py."""
+        from nnunet_archs.cli import main
+        saved = dict(os.environ)
+        stdout, stderr = io.StringIO(), io.StringIO()
+        os.environ.update({**self.env, **(extra_env or {})})
+        try:
+            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                try:
+                    status = main(list(args))
+                except SystemExit as exit_:  # argparse's refusals
+                    status = exit_.code
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        return subprocess.CompletedProcess(["nnunet-archs", *args], status, stdout.getvalue(), stderr.getvalue())
 
     def plans_path(self, dataset_id: int, plans_name: str) -> Path:
         return next(self.preprocessed.glob(f"Dataset{dataset_id:03d}_*")) / f"{plans_name}.json"
@@ -100,18 +122,19 @@ def nnunet(tmp_path_factory) -> NNUNetEnvironment:
 
 
 @pytest.fixture(scope="session")
-def kiunet_plans(nnunet: NNUNetEnvironment) -> str:
-    """KiU-Net M plans (at a tiny GPU target) for the 3D dataset, planned and preprocessed by our CLI."""
-    nnunet.run("nnunet-archs", "plan_and_preprocess", "-d", str(DATASET_3D), "-pl", "nnUNetPlannerKiUNetM",
-               "-gpu_memory_target", TINY_GPU_TARGET, "-c", "3d_fullres", "-np", "1", "--no_pbar")
-    return "nnUNetKiUNetMPlans"
-
-
-@pytest.fixture(scope="session")
 def fingerprint_3d(nnunet: NNUNetEnvironment) -> int:
     """The 3D dataset's fingerprint (stock nnUNetv2_extract_fingerprint; planning reads nothing else)."""
     nnunet.run("nnUNetv2_extract_fingerprint", "-d", str(DATASET_3D), "-np", "1")
     return DATASET_3D
+
+
+@pytest.fixture(scope="session")
+def kiunet_plans(nnunet: NNUNetEnvironment, fingerprint_3d: int) -> str:
+    """KiU-Net M plans (at a tiny GPU target) for the 3D dataset, planned and preprocessed by our CLI (which reuses
+    the fingerprint that ``fingerprint_3d`` extracted, as nnU-Net does)."""
+    nnunet.run("nnunet-archs", "plan_and_preprocess", "-d", str(DATASET_3D), "-pl", "nnUNetPlannerKiUNetM",
+               "-gpu_memory_target", TINY_GPU_TARGET, "-c", "3d_fullres", "-np", "1", "--no_pbar")
+    return "nnUNetKiUNetMPlans"
 
 
 def claim_large_images(nnunet: NNUNetEnvironment, source_id: int, dataset_id: int, shape: List[int],

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from nnunet_archs.training.trainers import EPOCH_LOG
 from tests.integration.conftest import BIN, CUSTOM_NETWORK, DATASET_2D
@@ -25,7 +26,8 @@ pytestmark = pytest.mark.slow(330)
 # UIU-Net beside a network of the user's, given by import path (planned by nnUNetPlannerCustom)
 ARCHITECTURES = ["UIUNet", CUSTOM_NETWORK]
 CUSTOM = "BottleneckResUNet"
-BUDGET = ["--epochs", "3", "--iterations", "2", "--val-iterations", "1"]
+# nnU-Net's mirroring kept: UIU-Net's test-set prediction is its end-to-end nnUNetv2_predict with default TTA
+BUDGET = ["--epochs", "3", "--iterations", "2", "--val-iterations", "1", "--mirroring"]
 
 
 def compare_args(report: Path, *extra: str):
@@ -150,14 +152,18 @@ def test_the_completed_study_has_every_per_case_row_a_report_and_plots(study, nn
     assert f"-pl nnUNetPlannerCustom --network {CUSTOM_NETWORK} --calibration" in commands
 
 
-def test_uiunet_was_planned_by_our_planner_and_logged_its_cpu_epochs(study, nnunet):
+def test_uiunet_planned_by_our_planner_predicted_with_test_time_mirroring(study, nnunet):
     plans = json.loads(nnunet.plans_path(DATASET_2D, "nnUNetStudy_study_local_UIUNet").read_text())
     assert plans["configurations"]["2d"]["architecture"]["network_class_name"] == \
         "nnunet_archs.architectures.uiunet.DynamicUIUNet3D"
-    epochs = (nnunet.fold_folder(DATASET_2D, "nnUNetTrainerBudget", "nnUNetStudy_study_local_UIUNet", "2d") /
-              EPOCH_LOG).read_text().splitlines()
+    fold = nnunet.fold_folder(DATASET_2D, "nnUNetTrainerBudget", "nnUNetStudy_study_local_UIUNet", "2d")
+    checkpoint = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    assert tuple(checkpoint["inference_allowed_mirroring_axes"]) == (0, 1)  # nnU-Net's default mirroring kept
+    predict = json.loads((study["report"] / "jobs" / "predict_test_UIUNet" / "job.json").read_text())["command"]
+    assert "nnUNetv2_predict" in predict[0] and "--disable_tta" not in predict
     # three epochs on a CPU: no allocator peak to report
-    assert [json.loads(line)["max_memory_allocated_bytes"] for line in epochs] == [None] * 3
+    assert [json.loads(line)["max_memory_allocated_bytes"]
+            for line in (fold / EPOCH_LOG).read_text().splitlines()] == [None] * 3
 
 
 def test_report_reproduces_the_numbers_from_per_case_csv(study, nnunet):

@@ -42,8 +42,7 @@ def test_splits_that_disagree_with_the_folds_are_refused(nnunet):
     preprocessed.mkdir()
     cases = sorted(p.name[:-len(".nii.gz")] for p in (dataset / "labelsTr").iterdir())
     (preprocessed / "splits_final.json").write_text(json.dumps([{"train": cases[2:], "val": cases[:2]}] * 2))
-    result = nnunet.run("nnunet-archs", "compare", "-d", "513", "--folds", "0", "1", "2", "-o",
-                        str(nnunet.root / "r513"), check=False)
+    result = nnunet.run_in_process("compare", "-d", "513", "--folds", "0", "1", "2", "-o", str(nnunet.root / "r513"))
     assert result.returncode == 2 and "defines 2 fold(s) (0-1); the requested folds [2]" in result.stderr
     assert not (nnunet.root / "r513").exists()
 
@@ -52,7 +51,7 @@ def test_an_existing_report_folder_needs_resume_or_overwrite(nnunet):
     folder = nnunet.root / "occupied"
     folder.mkdir()
     (folder / "mine.txt").write_text("keep")
-    result = nnunet.run("nnunet-archs", "compare", "-d", str(DATASET_2D), "-c", "2d", "--folds", "0", "1", "-o",
-                        str(folder), check=False)
+    result = nnunet.run_in_process("compare", "-d", str(DATASET_2D), "-c", "2d", "--folds", "0", "1", "-o",
+                                   str(folder))
     assert result.returncode == 2 and "pass --resume" in result.stderr
     assert (folder / "mine.txt").read_text() == "keep"

@@ -1,7 +1,8 @@
 """``nnunet-archs compare --executor slurm`` against a real one-node SLURM cluster (tests/slurm/start_cluster.sh,
 which .ci/run starts before the suite): 2 architectures x 2 folds with every job submitted through submitit and
 sbatch (trainings as a job array), a training cancelled with scancel and resubmitted with --c, without slurmdbd
-(sacct disabled), on a 2D dataset without a test set (test-set jobs are the local study's, test_compare.py).
+(sacct disabled), on a 2D dataset without a test set, scored by Dice alone (test-set jobs and the surface metrics
+are the local study's, test_compare.py).
 Skipped, saying why, where no cluster can be started."""
 from __future__ import annotations
 
@@ -48,8 +49,8 @@ def test_compare_on_slurm_with_a_cancelled_training(nnunet, cluster):
     report = nnunet.root / "study_slurm"
     command = [str(BIN / "nnunet-archs"), "compare", "-d", str(DATASET_2D_NO_TEST_SET), "-a", "PlainConvUNet", "KiUNet",
                "-c", "2d", "--folds", "0", "1", "-gpu_memory_target", "0.1", "-o", str(report), "--epochs", "4",
-               "--iterations", "2", "--val-iterations", "1", "--executor", "slurm", "--max-parallel", "2",
-               "--slurm-time", "30", "--slurm-cpus-per-job", "1", "--slurm-option", "comment=nnunet-archs-test"]
+               "--iterations", "2", "--val-iterations", "1", "--metrics", "Dice", "--executor", "slurm",
+               "--max-parallel", "2", "--slurm-time", "30", "--slurm-cpus-per-job", "1", "--slurm-option", "comment=nnunet-archs-test"]
     driver = subprocess.Popen(command, env=nnunet.env, cwd=nnunet.root, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     cancelled_job = report / "jobs" / "train_KiUNet_fold0"
@@ -81,5 +82,5 @@ def test_compare_on_slurm_with_a_cancelled_training(nnunet, cluster):
     rows = list(csv.DictReader(open(report / "per_case.csv")))
     splits = json.loads((nnunet.preprocessed / nnunet.raw_dataset(DATASET_2D_NO_TEST_SET).name /
                          "splits_final.json").read_text())
-    assert len(rows) == 2 * (len(splits[0]["val"]) + len(splits[1]["val"])) * 2 * 3
+    assert len(rows) == 2 * (len(splits[0]["val"]) + len(splits[1]["val"])) * 2  # architectures x cases x labels
     assert "Missing results" not in results and "Labelled test set" not in results
