@@ -48,24 +48,28 @@ class NNUNetEnvironment:
                                  f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
         return result
 
-    def run_in_process(self, *args: str, extra_env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
-        """``nnunet-archs ARGS`` through its ``main`` in this process, with this environment's variables: for
-        refusals and quick planning, which need no process of their own (each start-up imports torch and nnU-Net,
-        seconds; nnU-Net reads its folder variables when it uses them). The console script's own exit status is
-        checked in tests/comparison/test_profile.py."""
-        from nnunet_archs.cli import main
+    @contextlib.contextmanager
+    def variables(self, extra_env: Optional[Dict[str, str]] = None):
+        """This environment's variables in the test process for the duration (nnU-Net reads its folder variables
+        when it uses them), for what needs no process of its own: each start-up imports torch and nnU-Net."""
         saved = dict(os.environ)
-        stdout, stderr = io.StringIO(), io.StringIO()
         os.environ.update({**self.env, **(extra_env or {})})
         try:
-            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-                try:
-                    status = main(list(args))
-                except SystemExit as exit_:  # argparse's refusals
-                    status = exit_.code
+            yield
         finally:
             os.environ.clear()
             os.environ.update(saved)
+
+    def run_in_process(self, *args: str, extra_env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+        """``nnunet-archs ARGS`` through its ``main`` in this process (``variables``): for refusals and quick
+        planning. The console script's own exit status is checked in tests/comparison/test_profile.py."""
+        from nnunet_archs.cli import main
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with self.variables(extra_env), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                status = main(list(args))
+            except SystemExit as exit_:  # argparse's refusals
+                status = exit_.code
         return subprocess.CompletedProcess(["nnunet-archs", *args], status, stdout.getvalue(), stderr.getvalue())
 
     def plans_path(self, dataset_id: int, plans_name: str) -> Path:
@@ -166,6 +170,7 @@ def custom_calibration(nnunet: NNUNetEnvironment) -> Path:
     README's "Benchmark your own network" runs it; planned and trained through ``compare`` in test_compare.py."""
     from nnunet_archs.real_plans import ANISOTROPIC_3D
     calibration = nnunet.root / "bottleneck_res_unet.json"
-    nnunet.run("nnunet-archs", "calibrate", CUSTOM_NETWORK, "--builtin", "katieliuu/cs231n:nnUNetPlans.json#2d",
-               ANISOTROPIC_3D, "--bottlenecks", "2", "-o", str(calibration))
+    result = nnunet.run_in_process("calibrate", CUSTOM_NETWORK, "--builtin", "katieliuu/cs231n:nnUNetPlans.json#2d",
+                                   ANISOTROPIC_3D, "--bottlenecks", "2", "-o", str(calibration))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return calibration

@@ -169,13 +169,14 @@ def test_uiunet_planned_by_our_planner_predicted_with_test_time_mirroring(study,
 def test_report_reproduces_the_numbers_from_per_case_csv(study, nnunet):
     report = study["report"]
     before = (report / "results.csv").read_text()
-    redrawn = nnunet.run("nnunet-archs", "report", str(report))
+    redrawn = nnunet.run_in_process("report", str(report))
+    assert redrawn.returncode == 0, redrawn.stderr
     assert (report / "results.csv").read_text() == before and f"| {CUSTOM_NETWORK} |" in redrawn.stdout
 
 
 def test_resume_with_other_settings_is_refused(study, nnunet):
-    result = nnunet.run("nnunet-archs", *compare_args(study["report"], "--resume", "--seed", "1", "--calibration",
-                                                      str(nnunet.root / "bottleneck_res_unet.json")), check=False)
+    result = nnunet.run_in_process(*compare_args(study["report"], "--resume", "--seed", "1", "--calibration",
+                                                 str(nnunet.root / "bottleneck_res_unet.json")))
     assert result.returncode == 2 and "seed differ" in result.stderr, result.stderr
 
 
@@ -189,5 +190,5 @@ def test_a_per_case_table_missing_columns_is_a_clear_error(study, nnunet, tmp_pa
     layout["report"] = str(copy)
     (copy / "layout.json").write_text(json.dumps(layout))
     (copy / "per_case.csv").write_text("architecture,fold,case,label,value\nKiUNet,0,a,small,0.5\n")
-    result = nnunet.run("nnunet-archs", "report", str(copy), check=False)
+    result = nnunet.run_in_process("report", str(copy))
     assert result.returncode == 2 and "lacks column(s) ['metric']" in result.stderr, result.stderr

@@ -2,15 +2,14 @@
 exactly nnU-Net's own ResEnc M/L/XL plans on an isotropic and an anisotropic fingerprint of large images, and our
 registry networks the plans their named planners give (patch, batch and architecture of every configuration;
 tests/planning/test_custom.py shows that the planner classes are the same for every variant and preset, here
-two are planned for real). All plannings of one fingerprint run in one process."""
+two are planned for real). All plannings run in the test process."""
 from __future__ import annotations
-
-import json
 
 import pytest
 
 from nnunet_archs.planning.planners import RESENC_PRESETS, planner_name
 from tests.integration.conftest import DATASET_3D, claim_large_images
+from tests.integration.plan_in_process import plan_all
 
 pytestmark = pytest.mark.slow(30)
 
@@ -39,9 +38,7 @@ def planned(nnunet, fingerprint_3d) -> dict:
         claim_large_images(nnunet, DATASET_3D, dataset_id, shape, spacing)
         compared += [((fingerprint, network, preset), {"d": dataset_id, **named}, {"d": dataset_id, **custom})
                      for network, preset, named, custom in specs(fingerprint)]
-    result = nnunet.run("python", "-m", "tests.integration.plan_in_process",
-                        json.dumps([s for _, named, custom in compared for s in (named, custom)]))
-    plans = json.loads(result.stdout.strip().splitlines()[-1])
+    plans = plan_all(nnunet, [s for _, named, custom in compared for s in (named, custom)])
     return {key: (plans[2 * i], plans[2 * i + 1]) for i, (key, _, _) in enumerate(compared)}
 
 

@@ -33,8 +33,8 @@ def test_kiunet_plans_train_predict_evaluate_3d(nnunet, kiunet_plans):
 def test_resenc_plans_coexist_with_ours(nnunet, kiunet_plans):
     ours = nnunet.plans_path(DATASET_3D, kiunet_plans)
     before = ours.read_text()
-    nnunet.run("nnunet-archs", "plan_experiment", "-d", str(DATASET_3D), "-pl", "nnUNetPlannerResEncM",
-               "-gpu_memory_target", TINY_GPU_TARGET)
+    assert nnunet.run_in_process("plan_experiment", "-d", str(DATASET_3D), "-pl", "nnUNetPlannerResEncM",
+                                 "-gpu_memory_target", TINY_GPU_TARGET).returncode == 0
     resenc = json.loads(nnunet.plans_path(DATASET_3D, "nnUNetResEncUNetMPlans").read_text())
     assert resenc["configurations"]["3d_fullres"]["architecture"]["network_class_name"].endswith("ResidualEncoderUNet")
     assert ours.read_text() == before
@@ -52,8 +52,8 @@ def test_inherited_bigger_batch_configuration_builds_and_steps_with_our_plans(nn
     plans["configurations"]["3d_fullres_bs4"] = {"inherits_from": "3d_fullres", "batch_size": 4}
     path.write_text(json.dumps(plans, indent=1))
     # re-planning with the same planner keeps the hand-added configuration, as nnU-Net does
-    nnunet.run("nnunet-archs", "plan_experiment", "-d", str(DATASET_3D), "-pl", "nnUNetPlannerKiUNetM",
-               "-gpu_memory_target", TINY_GPU_TARGET)
+    assert nnunet.run_in_process("plan_experiment", "-d", str(DATASET_3D), "-pl", "nnUNetPlannerKiUNetM",
+                                 "-gpu_memory_target", TINY_GPU_TARGET).returncode == 0
     configuration = PlansManager(str(path)).get_configuration("3d_fullres_bs4")
     assert configuration.batch_size == 4
     assert configuration.network_arch_class_name == "nnunet_archs.architectures.kiunet.DynamicKiUNet"

@@ -1,9 +1,8 @@
 """Our planners size patch and batch like nnU-Net's presets: more GPU memory never buys a smaller
-patch x batch, and the chosen configuration's estimate stays within the target. All plannings run in one process
-(tests/integration/plan_in_process.py)."""
+patch x batch, and the chosen configuration's estimate stays within the target. All plannings run in the test
+process (tests/integration/plan_in_process.py)."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
 from nnunet_archs.planning.planners import PLANNERS
 from tests.integration.conftest import DATASET_3D, DATASET_LARGE, claim_large_images
+from tests.integration.plan_in_process import plan_all
 
 pytestmark = pytest.mark.slow(35)
 
@@ -26,8 +26,7 @@ def planned(nnunet, fingerprint_3d) -> dict:
     keys = [(architecture, target) for architecture in ARCHITECTURES for target in TARGETS_GB]
     specs = [{"d": dataset, "pl": f"nnUNetPlanner{architecture}M", "gpu_memory_target": target}
              for architecture, target in keys]
-    result = nnunet.run("python", "-m", "tests.integration.plan_in_process", json.dumps(specs))
-    plans = json.loads(result.stdout.strip().splitlines()[-1])
+    plans = plan_all(nnunet, specs)
     return {key: plan["3d_fullres"] for key, plan in zip(keys, plans)}
 
 
