@@ -13,7 +13,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # pytest-xdist workers, one test module at a time each (module fixtures such as compare's study run once),
 # modules with tests marked slow first. Measured on 2 cores: 1 worker 32.0 min, 2 workers 17.0-17.2 min, 3 workers
 # 18.3 min (the local study, the critical path, slowed from 469 s to 649 s)
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 2
 
 .PHONY: test demo benchmark env clean
 

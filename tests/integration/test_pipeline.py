@@ -1,8 +1,8 @@
 """End to end through the real programs on the 3D dataset: nnunet-archs plan_and_preprocess with our KiU-Net
 planner, then stock nnUNetv2_train, nnUNetv2_predict (with nnU-Net's default test-time mirroring) and
 nnUNetv2_evaluate_folder on the CPU; nnU-Net's ResEnc plans beside ours, and a hand-added configuration that
-inherits ours with a bigger batch. (The other end-to-end runs have their own modules, so that make test's
-workers can run them side by side.)"""
+inherits ours with a bigger batch; the seed fork's trainer names on stock nnU-Net plans of the same data. (The other
+end-to-end runs have their own modules, so that make test's workers can run them side by side.)"""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ import torch
 
 from tests.integration.conftest import DATASET_3D, TINY_GPU_TARGET, assert_finite_dice
 
-pytestmark = pytest.mark.slow(110)
+pytestmark = pytest.mark.slow(150)
 
 
 def test_kiunet_plans_train_predict_evaluate_3d(nnunet, kiunet_plans):
@@ -62,3 +62,22 @@ def test_inherited_bigger_batch_configuration_builds_and_steps_with_our_plans(nn
     outputs = net(torch.randn(4, 1, *configuration.patch_size))
     assert list(outputs[0].shape) == [4, 3, *configuration.patch_size]
     sum(o.mean() for o in outputs).backward()
+
+
+def test_seed_trainer_on_default_plans_through_ext_trainer(nnunet, kiunet_plans):
+    """`-tr kiunet_minimal` on stock nnU-Net plans (nnU-Net's default planner; the 3d_fullres data our planner's
+    plans share, preprocessed for ``kiunet_plans``): found by nnUNetv2_train and nnUNetv2_predict through
+    nnUNet_extTrainer, KiU-Net swapped into the plans, batch size 1."""
+    planned = nnunet.run_in_process("plan_experiment", "-d", str(DATASET_3D), "-pl", "ExperimentPlanner")
+    assert planned.returncode == 0, planned.stderr[-2000:]
+    nnunet.train(DATASET_3D, "3d_fullres", "nnUNetPlans", "kiunet_minimal")
+    fold = nnunet.fold_folder(DATASET_3D, "kiunet_minimal", "nnUNetPlans", "3d_fullres")
+    assert "nnunet_archs.architectures.kiunet.DynamicKiUNet" in next(fold.glob("training_log_*")).read_text()
+    weights = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)["network_weights"]
+    assert any(key.startswith("ki_encoder.") for key in weights)
+    assert weights["encoder.stages.0.0.convs.0.conv.weight"].shape[0] == 16  # 50 % of the plans' 32 features
+    assert str(json.loads((fold / "debug.json").read_text())["batch_size"]) == "1"
+    output = nnunet.root / "prediction_seed_trainer"
+    nnunet.predict(DATASET_3D, "3d_fullres", "nnUNetPlans", "kiunet_minimal", output)
+    images = sorted(p.name.replace("_0000", "") for p in (nnunet.raw_dataset(DATASET_3D) / "imagesTs").iterdir())
+    assert sorted(p.name for p in output.glob("*.nii.gz")) == images  # scored by nnU-Net: the test above
