@@ -30,6 +30,7 @@ def test_kiunet_plans_train_predict_evaluate_3d(nnunet, kiunet_plans):
                                                    mirroring=True))
 
 
+@pytest.mark.filterwarnings("ignore:.*non-standard gpu_memory_target_in_gb:UserWarning")  # nnU-Net's, as intended
 def test_resenc_plans_coexist_with_ours(nnunet, kiunet_plans):
     ours = nnunet.plans_path(DATASET_3D, kiunet_plans)
     before = ours.read_text()
