@@ -52,13 +52,10 @@ class NNUNetEnvironment:
     def variables(self, extra_env: Optional[Dict[str, str]] = None):
         """This environment's variables in the test process for the duration (nnU-Net reads its folder variables
         when it uses them), for what needs no process of its own: each start-up imports torch and nnU-Net."""
-        saved = dict(os.environ)
-        os.environ.update({**self.env, **(extra_env or {})})
-        try:
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in {**self.env, **(extra_env or {})}.items():
+                patch.setenv(name, value)
             yield
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
 
     def run_in_process(self, *args: str, extra_env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
         """``nnunet-archs ARGS`` through its ``main`` in this process (``variables``): for refusals and quick
