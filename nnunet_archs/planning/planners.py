@@ -8,11 +8,14 @@ sized for the U-Net holds about twice its activations.
 Calibration (how the reference values were obtained): our networks count activations in PlainConvUNet's unit
 (one element per conv-block output; ``blocks.single_map`` for maps autograd keeps once). Measured on real plans
 configurations (``benchmarks/planners.py``, bytes autograd saves in a training forward), estimate per saved
-byte is within 1 % across ResidualEncoderUNet, PlainConvUNet and DynamicKiUNet, and 8 % higher for
-DynamicUIUNet3D (its estimate counts some transient maps). So each preset reuses the ResEnc preset's reference
-values (M 8 GB, L 24 GB, XL 40 GB; ``nnunetv2/.../residual_encoder_unet_planners.py``) multiplied by our
-estimate-per-byte relative to ResidualEncoderUNet's: the planned configuration then takes the same measured
-activation memory as the ResEnc preset's at the same target.
+byte in fp32 is within 1 % across ResidualEncoderUNet, PlainConvUNet and DynamicKiUNet, and 8 % higher for
+DynamicUIUNet3D (its estimate counts some transient maps). Under autocast, what nnU-Net trains with, KiU-Net's
+saved tensors shrink more than ResEnc's: at the planned sizes of every preset its factor is 1.15-1.22, so it
+uses 1.19 (with 1.00 half of its plans used up to a fifth less memory than ResEnc's; BENCHMARKS.md section 2).
+So each preset reuses the ResEnc preset's reference values (M 8 GB, L 24 GB, XL 40 GB;
+``nnunetv2/.../residual_encoder_unet_planners.py``) multiplied by our estimate-per-byte relative to
+ResidualEncoderUNet's: the planned configuration then takes the same measured activation memory as the ResEnc
+preset's at the same target.
 """
 from __future__ import annotations
 
@@ -34,9 +37,10 @@ RESENC_PRESETS: Dict[str, Tuple[float, float, float]] = {
 }
 
 # network class -> its estimate per saved byte relative to ResidualEncoderUNet's (measured,
-# benchmarks/planners.py). PlainConvUNet is planned on the same budgets as the baseline of a same-memory study.
+# benchmarks/planners.py; KiU-Net's under autocast at planned sizes, the others in fp32). PlainConvUNet is
+# planned on the same budgets as the baseline of a same-memory study.
 # Any other class gets its value from a calibration file (nnunet-archs calibrate, planning/custom.py).
-ESTIMATE_PER_BYTE: Dict[str, float] = {KIUNET: 1.00, UIUNET: 1.08, PLAIN_UNET: 1.00, RESENC_UNET: 1.00}
+ESTIMATE_PER_BYTE: Dict[str, float] = {KIUNET: 1.19, UIUNET: 1.08, PLAIN_UNET: 1.00, RESENC_UNET: 1.00}
 # nnU-Net's planner widths, which a variant's feature_scale scales
 BASE_FEATURES, MAX_FEATURES_2D, MAX_FEATURES_3D = 32, 512, 320
 

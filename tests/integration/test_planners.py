@@ -41,7 +41,7 @@ def test_more_memory_never_shrinks_the_configuration(planned, architecture):
         net = get_network_from_plans(entry["network_class_name"], entry["arch_kwargs"], entry["_kw_requires_import"],
                                      1, 3, allow_init=False)
         estimate = float(net.compute_conv_feature_map_size(patch))
-        reference = planner.reference_3d * target / planner.preset_gb
+        reference = planner.reference_3d * planner.estimate_per_byte * target / planner.preset_gb
         # nnU-Net's rule: batch = round(reference / estimate * 2), so within rounding of the target
         assert estimate * batch / 2 <= reference * (1 + 0.5 / batch), (target, patch, batch)
         sizes.append(int(np.prod(patch)) * batch)
