@@ -244,13 +244,14 @@ def activation_memory_factor(configuration_manager: ConfigurationManager, planne
     size, relative to the network and batch size the plans were sized for."""
     cm = configuration_manager
     patch = list(cm.patch_size)
-    planned = get_network_from_plans(cm.network_arch_class_name, cm.network_arch_init_kwargs,
-                                     cm.network_arch_init_kwargs_req_import, num_input_channels, num_output_channels,
-                                     allow_init=False)
-    ours = get_network_from_plans(variant.class_path,
-                                  variant.arch_kwargs(cm.network_arch_class_name, cm.network_arch_init_kwargs),
-                                  cm.network_arch_init_kwargs_req_import, num_input_channels, num_output_channels,
-                                  allow_init=False)
+    with torch.device("meta"):  # the estimates read the structure only: no parameter memory, no initialization
+        planned = get_network_from_plans(cm.network_arch_class_name, cm.network_arch_init_kwargs,
+                                         cm.network_arch_init_kwargs_req_import, num_input_channels,
+                                         num_output_channels, allow_init=False)
+        ours = get_network_from_plans(variant.class_path,
+                                      variant.arch_kwargs(cm.network_arch_class_name, cm.network_arch_init_kwargs),
+                                      cm.network_arch_init_kwargs_req_import, num_input_channels, num_output_channels,
+                                      allow_init=False)
     return (float(ours.compute_conv_feature_map_size(patch)) * cm.batch_size
             / (float(planned.compute_conv_feature_map_size(patch)) * planned_batch_size))
 

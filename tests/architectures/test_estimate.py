@@ -37,13 +37,14 @@ def estimate_and_bytes(record: tuple, class_path: str, measure: str, checkpoint:
     torch.manual_seed(0)
     options = {} if checkpoint == "none" else {"checkpoint": checkpoint}
     variant = ArchitectureVariant(class_path, class_path, "", options, feature_scale=width)
-    build = lambda: record.build_variant(variant, deep_supervision=True, initialize=measure == "peak")  # noqa: E731
-    net, shape = build(), [1, record.num_input_channels, *patch]
+    shape = [1, record.num_input_channels, *patch]
     if measure == "peak":
-        measured = peak_step_bytes(net, torch.randn(*shape))
-    else:
-        measured = fake_saved_activation_bytes(build, shape, torch.bfloat16 if measure == "bfloat16" else None)
-    return float(net.compute_conv_feature_map_size(patch)), measured
+        net = record.build_variant(variant, deep_supervision=True)
+        return float(net.compute_conv_feature_map_size(patch)), peak_step_bytes(net, torch.randn(*shape))
+    build = lambda: record.build_variant(variant, deep_supervision=True, initialize=False)  # noqa: E731
+    with torch.device("meta"):  # the estimate reads the structure only
+        estimate = float(build().compute_conv_feature_map_size(patch))
+    return estimate, fake_saved_activation_bytes(build, shape, torch.bfloat16 if measure == "bfloat16" else None)
 
 
 def estimate_per_byte(*args) -> float:

@@ -2,10 +2,12 @@
 and have the published nets' scales: KiU-Net's Ki branch at 2x, 4x, 8x over the first three downsamplings at the
 U-Net's widths; UIU-Net's RSU heights, dilations and inner widths. (Forward and backward of each preset run in
 the contract suite, at a size a CPU test affords: ``KiUNet-original`` holds hundreds of times a U-Net's
-activations.)"""
+activations.) Built on the meta device: only the structure is read, and real-width parameters cost seconds to
+initialize."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from nnunet_archs.real_plans import load_records
 from nnunet_archs.registry import get_variant
@@ -19,7 +21,8 @@ def short(record) -> str:
 
 @pytest.mark.parametrize("record", RECORDS, ids=short)
 def test_kiunet_original_reaches_8x_at_the_unet_widths(record):
-    net = record.build_variant(get_variant("KiUNet-original"))
+    with torch.device("meta"):
+        net = record.build_variant(get_variant("KiUNet-original"), initialize=False)
     cumulative = net.cfg.cumulative_strides
     assert net.ki_scales == cumulative[:4]  # mirrors every planned stride, uncapped
     assert [max(scale) for scale in net.ki_scales] == [1, 2, 4, 8]  # 2x, 4x, 8x after each downsampling
@@ -32,7 +35,8 @@ def test_kiunet_original_reaches_8x_at_the_unet_widths(record):
 
 @pytest.mark.parametrize("record", RECORDS, ids=short)
 def test_uiunet_original_has_the_published_heights_dilations_and_widths(record):
-    net = record.build_variant(get_variant("UIUNet-original"))
+    with torch.device("meta"):
+        net = record.build_variant(get_variant("UIUNet-original"), initialize=False)
     n, features = net.cfg.n_stages, net.cfg.features_per_stage
     dilated = [s >= n - 2 for s in range(n)]
     assert net.heights == [4 if dilated[s] else min(max(4, 7 - s), n - s + 1) for s in range(n)]

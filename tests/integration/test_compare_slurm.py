@@ -48,8 +48,8 @@ def test_compare_on_slurm_with_a_cancelled_training(nnunet, cluster):
                             n_test=0)
     report = nnunet.root / "study_slurm"
     command = [str(BIN / "nnunet-archs"), "compare", "-d", str(DATASET_2D_NO_TEST_SET), "-a", "PlainConvUNet", "KiUNet",
-               "-c", "2d", "--folds", "0", "1", "-gpu_memory_target", "0.1", "-o", str(report), "--epochs", "4",
-               "--iterations", "2", "--val-iterations", "1", "--metrics", "Dice", "--executor", "slurm",
+               "-c", "2d", "--folds", "0", "1", "-gpu_memory_target", "0.1", "-o", str(report), "--epochs", "2",
+               "--iterations", "1", "--val-iterations", "1", "--metrics", "Dice", "--executor", "slurm",
                "--max-parallel", "2", "--slurm-time", "30", "--slurm-cpus-per-job", "1", "--slurm-option", "comment=nnunet-archs-test"]
     driver = subprocess.Popen(command, env=nnunet.env, cwd=nnunet.root, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)

@@ -29,7 +29,8 @@ def test_every_trainer_builds_its_variant_on_default_and_resenc_plans(name):
     trainer = getattr(trainers, name)
     assert trainer.__module__ == "nnunet_archs.training.trainers" and trainer.__name__ == name
     for plans_record in (record("3d_fullres"), record("3d_fullres", resenc=True)):
-        net = trainer.build_network_architecture(None, configuration_manager(plans_record), 1, 3, False)
+        with torch.device("meta"):  # only the structure is read; initializing real widths costs seconds
+            net = trainer.build_network_architecture(None, configuration_manager(plans_record), 1, 3, False)
         assert f"{type(net).__module__}.{type(net).__name__}" == trainer.variant.class_path
         expected_width = round(plans_record.arch_kwargs["features_per_stage"][0] * trainer.variant.feature_scale)
         assert net.cfg.features_per_stage[0] == expected_width
