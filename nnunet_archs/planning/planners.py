@@ -19,12 +19,15 @@ preset's at the same target.
 """
 from __future__ import annotations
 
+import json
 import pydoc
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 
+import torch
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
 from nnunetv2.experiment_planning.experiment_planners.residual_unets.residual_encoder_unet_planners import \
     ResEncUNetPlanner
+from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
 from nnunet_archs.architectures.config import takes_residual_blocks
 from nnunet_archs.registry import KIUNET, PLAIN_UNET, RESENC_UNET, UIUNET, VARIANTS, ArchitectureVariant
@@ -61,6 +64,7 @@ class ArchitecturePresetPlanner(ExperimentPlanner):
     variant: ArchitectureVariant
     estimate_per_byte: float
     memory_model: Optional[Callable[[Sequence[int], dict], float]] = None
+    _estimate_network: Tuple[Optional[str], Optional[torch.nn.Module]] = (None, None)  # (topology, network)
     preset_gb: float
     reference_3d: float
     reference_2d: float
@@ -89,8 +93,17 @@ class ArchitecturePresetPlanner(ExperimentPlanner):
         arch_kwargs = {**arch_kwargs, **self.variant.kwargs}
         if self.memory_model is not None:
             return self.memory_model(patch_size, arch_kwargs)
-        return ExperimentPlanner.static_estimate_VRAM_usage(patch_size, input_channels, output_channels,
-                                                            arch_class_name, arch_kwargs, arch_kwargs_req_import)
+        network = (input_channels, output_channels, arch_class_name, arch_kwargs, list(arch_kwargs_req_import))
+        key = json.dumps(network, sort_keys=True, default=str)
+        # nnU-Net's planner builds the network anew for every candidate patch (and initialises its weights at real
+        # widths); the estimate reads the structure only, as `nnunet-archs calibrate` does: build on the meta
+        # device, and only when the topology changes
+        if self._estimate_network[0] != key:
+            with torch.device("meta"):
+                self._estimate_network = (key, get_network_from_plans(arch_class_name, arch_kwargs,
+                                                                      arch_kwargs_req_import, input_channels,
+                                                                      output_channels, allow_init=False))
+        return self._estimate_network[1].compute_conv_feature_map_size(patch_size)
 
     def get_plans_for_configuration(self, *args, **kwargs) -> dict:
         plan = super().get_plans_for_configuration(*args, **kwargs)
