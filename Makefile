@@ -11,7 +11,7 @@ export OMP_NUM_THREADS ?= 2
 # idle OpenMP threads sleep instead of spinning: two test workers share the two cores
 export OMP_WAIT_POLICY ?= PASSIVE
 # pytest-xdist workers, one test module at a time each (module fixtures such as compare's study run once),
-# modules with tests marked slow first. Measured on 2 cores (.ci/run, 2026-11-23): 2 workers 12.9 min (763 s in
+# modules with tests marked slow first. Measured on 2 cores (.ci/run, 2026-11-23): 2 workers 12.4-12.9 min (728-763 s in
 # pytest; an earlier tree 13.9-15.2), 3 workers 15.1 min on that earlier tree (the local study, the critical path,
 # 426 s -> 632 s); 1 worker 32 min (older suite)
 TEST_WORKERS ?= 2
