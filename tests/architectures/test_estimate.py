@@ -20,7 +20,8 @@ TOLERANCE = 0.10  # in float32 and under autocast
 CHECKPOINT_TOLERANCE = 0.15
 RECORDS = [(r.id, 1.0) for r in showcase_records()]
 # (configuration, width factor) where the peak tracker's real steps stay cheap: the 2D configuration, and the
-# anisotropic 3D one at a quarter of its width (features 8...80); the autocast bounds were set on these too
+# anisotropic 3D one at a quarter of its width (features 8...80); the autocast test keeps to them, where its
+# ±10 % bound was established
 CHEAP_RECORDS = [RECORDS[0], (ANISOTROPIC_3D, 0.25)]
 
 
