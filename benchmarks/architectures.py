@@ -2,8 +2,8 @@
 
 "Before" is each network as nnunet-archs 0.1.0 built it (imported from git history, ``benchmarks/previous.py``),
 "after" as today, built from the same plans entry; all networks of a configuration take turns step by step in one
-process, so their ratios stay meaningful on a loaded machine, and each configuration has a process of its own (memory
-the allocator keeps after one does not reach the next). Configurations: a 2D, an isotropic 3D and an anisotropic 3D
+process, so their ratios stay meaningful on a loaded machine, and each configuration has a process of its own (one
+that fails or is killed costs its own rows, not the run). Configurations: a 2D, an isotropic 3D and an anisotropic 3D
 entry of real nnU-Net plans files at a reduced patch (bottleneck of 2 voxels per axis), and the three small
 configurations of issue 12 (3D 16x64x64 and 32^3 with features 16-128, 2D 128^2 with 16-256). Prints
 
@@ -32,12 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks.pr
 
 from benchmarks.previous import VERSION, previous_class_path  # noqa: E402
 from nnunet_archs.architectures.blocks import upsample_to  # noqa: E402
-from nnunet_archs.profiling import (count_parameters, median_step_seconds, peak_step_bytes,  # noqa: E402
-                                    profile_networks)
+from nnunet_archs.profiling import (count_parameters, fake_saved_activation_bytes, median_step_seconds,  # noqa: E402
+                                    peak_step_bytes, profile_networks)
 from nnunet_archs.real_plans import PlansRecord, showcase_records  # noqa: E402
 from nnunet_archs.registry import KIUNET, PLAIN_UNET, UIUNET, VARIANTS, ArchitectureVariant  # noqa: E402
 
-BYTES_PER_ESTIMATED_ELEMENT = 8  # measured in float32, to skip what would not fit this machine
+# a training step's peak over the bytes its forward saves: 1.1-1.2 measured (peak_step_bytes, BENCHMARKS section
+# 1.2), with a margin; to skip what would not fit this machine
+PEAK_PER_SAVED_BYTE = 1.5
 OURS = [name for name, v in VARIANTS.items() if v.class_path in (KIUNET, UIUNET) and "checkpoint" not in v.kwargs]
 CHECKPOINT_MODES = {KIUNET: ("none", "ki", "stages"), UIUNET: ("none", "rsu", "stages")}
 
@@ -85,9 +87,10 @@ def variant_builder(record: PlansRecord, variant: ArchitectureVariant, previous:
     return lambda: record.build_variant(variant, deep_supervision=True)
 
 
-def fits(builder: Callable, patch: List[int], batch: int, limit_gb: float) -> Optional[float]:
-    """None if the network's estimated activations fit ``limit_gb``, else the estimate in GB."""
-    gigabytes = float(builder().compute_conv_feature_map_size(patch)) * batch * BYTES_PER_ESTIMATED_ELEMENT / 2 ** 30
+def fits(builder: Callable, shape: List[int], limit_gb: float) -> Optional[float]:
+    """None if a training step of the network on ``shape`` fits ``limit_gb``, else its expected peak in GB: the
+    bytes its forward saves, counted on FakeTensors (seconds, no memory), times the step's peak per saved byte."""
+    gigabytes = fake_saved_activation_bytes(builder, shape) * PEAK_PER_SAVED_BYTE / 2 ** 30
     return None if gigabytes <= limit_gb else gigabytes
 
 
@@ -106,7 +109,7 @@ def cost_rows(args, name: str, config: tuple) -> None:
     for network in args.networks:
         for previous in (True, False):
             builder = variant_builder(record, VARIANTS[network], previous)
-            too_big = builder and fits(builder, patch, batch, args.memory_limit_gb)
+            too_big = builder and fits(builder, [batch, record.num_input_channels, *patch], args.memory_limit_gb)
             if builder and not too_big:
                 builders[f"{network} ({'before' if previous else 'after'})"] = builder
             elif too_big:
@@ -119,7 +122,7 @@ def cost_rows(args, name: str, config: tuple) -> None:
           f"| 1.00 | 1.00 | 1.00 | 1.00 |")
     for network in args.networks:
         if network in skipped:
-            print(f"| {name} | {shape} | {network} | | | not run: estimated {skipped[network]:.0f} GB of activations "
+            print(f"| {name} | {shape} | {network} | | | not run: a step would hold {skipped[network]:.0f} GB "
                   f"| | | | | | |")
             continue
         after, before = rows[f"{network} (after)"], rows.get(f"{network} (before)")
@@ -180,7 +183,7 @@ def _saved(function: Callable, inputs: Sequence[torch.Tensor], module: torch.nn.
     def pack(t: torch.Tensor):
         if t.untyped_storage().data_ptr() not in excluded:
             seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
+        return t.detach()  # as profiling.saved_activation_bytes: no reference cycle keeping the graph alive
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         function(*inputs)
@@ -290,7 +293,8 @@ def main() -> None:
                         default=["issue 12 small 3d 16x64x64", "issue 12 small 2d 128^2"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--memory-limit-gb", type=float, default=6.0,
-                        help="skip networks whose estimated activations exceed this (KiUNet-original in 3D)")
+                        help="skip networks whose training step would hold more activation memory than this "
+                             "(KiUNet-original in 3D)")
     parser.add_argument("--sections", nargs="+", default=["costs", "checkpoint", "changes", "parameters"],
                         choices=["costs", "checkpoint", "changes", "parameters"])
     parser.add_argument("--rows-only", action="store_true",
@@ -304,14 +308,16 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, median of {args.repeats} steps\n")
     chosen = {"costs": args.configurations, "checkpoint": args.checkpoint_configurations,
               "changes": args.change_configurations}
+    failed = []
     for section in ("costs", "checkpoint", "changes"):
         if section in args.sections:
             SECTIONS[section][0]()
-            for name in chosen[section]:
-                rows_in_own_process(section, name, args)
+            failed += [f"{section}: {name}" for name in chosen[section] if not rows_in_own_process(section, name, args)]
             print()
     if "parameters" in args.sections:
         original_shaped_uiunet_parameters()
+    if failed:
+        sys.exit(f"failed: {'; '.join(failed)}")
 
 
 # section -> (table header, rows of one configuration)
@@ -319,14 +325,17 @@ SECTIONS = {"costs": (cost_header, cost_rows), "checkpoint": (checkpoint_header,
             "changes": (changes_header, changes_rows)}
 
 
-def rows_in_own_process(section: str, name: str, args) -> None:
-    """One configuration's rows in a fresh Python: what the allocator keeps after the big 3D configurations (peak
-    RSS grew across networks and configurations to 21 GB in one process) does not reach the next configuration."""
+def rows_in_own_process(section: str, name: str, args) -> bool:
+    """One configuration's rows in a fresh Python, so that one killed (e.g. for memory) leaves a row saying so and
+    the run goes on; whether it succeeded."""
     command = [sys.executable, __file__, "--rows-only", "--sections", section, "--configurations", name,
                "--networks", *args.networks, "--repeats", str(args.repeats),
                "--memory-limit-gb", str(args.memory_limit_gb)]
     sys.stdout.flush()
-    subprocess.run(command, check=True)
+    code = subprocess.run(command).returncode
+    if code:
+        print(f"| {name} | {section} rows stopped: exit status {code}{' (killed)' if code < 0 else ''} |", flush=True)
+    return code == 0
 
 
 if __name__ == "__main__":

@@ -72,7 +72,9 @@ def saved_activation_bytes(net: nn.Module, x: torch.Tensor, autocast_dtype: Opti
         storage = t.untyped_storage()
         if storage._cdata not in parameter_storages and not _is_parameter_cast(t):
             seen[storage._cdata] = storage.nbytes()
-        return t
+        # detached: a packed tensor that kept its grad_fn would make a reference cycle with the graph that saves it
+        # (outputs saved by their own node), so the graph and all its activations would outlive the forward
+        return t.detach()
 
     net.train()
     with _autocast(x, autocast_dtype), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):

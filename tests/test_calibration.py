@@ -35,6 +35,17 @@ def test_fake_tensors_count_what_real_tensors_save(network, dtype):
     assert fake == (real if dtype is None else pytest.approx(real, rel=0.01))
 
 
+def test_counting_frees_the_activations():
+    """The count keeps no activation alive: a packed tensor that kept its grad_fn made a reference cycle through
+    the C++ graph that even gc.collect() could not free (benchmarks/architectures.py grew to 24 GB this way)."""
+    import weakref
+    net = TINY_RECORDS[1].build_variant(get_variant("KiUNet"), True)
+    outputs = []
+    net.encoder.stages[0].register_forward_hook(lambda m, i, o: outputs.append(weakref.ref(o)))
+    saved_activation_bytes(net, torch.randn(1, 1, *TINY_RECORDS[1].reduced_patch(2)))
+    assert outputs and outputs[0]() is None
+
+
 def test_autocast_counts_activations_not_the_weight_copies():
     """Under bf16 autocast a PlainConvUNet's conv outputs halve; the cast copies of the weights are excluded."""
     record, variant = TINY_RECORDS[1], get_variant("PlainConvUNet")
