@@ -8,8 +8,10 @@ ENV_HASH := $(shell { sed -n '/^dependencies/,/^]/p;/^test = /p' pyproject.toml;
 ENV_DIR := $(CACHE_DIR)/venv-$(ENV_HASH)
 VENV := .venv
 export OMP_NUM_THREADS ?= 2
-# idle OpenMP threads sleep instead of spinning: two test workers share the two cores
-export OMP_WAIT_POLICY ?= PASSIVE
+# idle OpenMP threads sleep instead of spinning: two test workers (or the demo's trainings) share the two cores.
+# Not for the benchmark, which runs alone: sleeping threads wake late for every small operation, which slowed
+# UIU-Net's 2D step 2x and PlainConvUNet's 1.3x (BENCHMARKS.md section 1)
+test demo: export OMP_WAIT_POLICY ?= PASSIVE
 # pytest-xdist workers, one test module at a time each (module fixtures such as compare's study run once),
 # modules with tests marked slow first. Measured on 2 cores (.ci/run, 2026-11-23): 2 workers 12.4-12.9 min (728-763 s in
 # pytest; an earlier tree 13.9-15.2), 3 workers 15.1 min on that earlier tree (the local study, the critical path,
