@@ -7,7 +7,10 @@ step at that patch and batch: the bytes of the tensors autograd keeps, counted o
 dtypes, no data), so the planned patch itself is counted exactly at no memory cost. ``--amp`` counts them under
 bf16 autocast, the CPU stand-in for nnU-Net's fp16 autocast on CUDA (the same bytes per element; int64
 max-pooling indices keep their size). Ratios are to the ResEnc preset's figures at the same target; the goal is
-a memory/target ratio within +-15 % of ResEnc's.
+a memory/target ratio within +-15 % of ResEnc's. The checkpointing presets (``nnUNetPlanner*Checkpoint*``) keep
+less than a step's peak in saved tensors (the checkpointed parts are recomputed in backward), so their rows count
+the peak of a whole training step instead (``fake_peak_step_bytes``, also on FakeTensors), against the ResEnc
+plan's peak counted the same way.
 
     python benchmarks/planners.py [--presets M L XL] [--fingerprints isotropic anisotropic] [--amp]
 
@@ -39,7 +42,7 @@ from nnunetv2.utilities.get_network_from_plans import get_network_from_plans  # 
 from nnunet_archs.cli import find_planner  # noqa: E402
 from nnunet_archs.datasets import write_synthetic_dataset  # noqa: E402
 from nnunet_archs.planning.planners import RESENC_PRESETS  # noqa: E402
-from nnunet_archs.profiling import fake_saved_activation_bytes  # noqa: E402
+from nnunet_archs.profiling import fake_peak_step_bytes, fake_saved_activation_bytes  # noqa: E402
 
 FINGERPRINTS = {"isotropic": ([256, 256, 256], [1.0, 1.0, 1.0]), "anisotropic": ([96, 384, 384], [2.5, 0.8, 0.8])}
 
@@ -55,15 +58,17 @@ def make_dataset(dataset_id: int, shape, spacing) -> None:
     path.write_text(json.dumps(fingerprint))
 
 
-def activation_bytes_per_sample(architecture: dict, patch, autocast_dtype) -> tuple:
-    """(saved-activation bytes of one sample at ``patch``, the network's estimate)"""
+def activation_bytes_per_sample(architecture: dict, patch, autocast_dtype, peak: bool = False) -> tuple:
+    """(saved-activation bytes of one sample at ``patch``, or with ``peak`` a training step's peak bytes, the
+    network's estimate)"""
     def build():
         return get_network_from_plans(architecture["network_class_name"], architecture["arch_kwargs"],
                                       architecture["_kw_requires_import"], 1, 3, allow_init=False,
                                       deep_supervision=True)
     with torch.device("meta"):
         estimate = float(build().compute_conv_feature_map_size(patch))
-    return fake_saved_activation_bytes(build, [1, 1, *patch], autocast_dtype), estimate
+    count = fake_peak_step_bytes if peak else fake_saved_activation_bytes
+    return count(build, [1, 1, *patch], autocast_dtype), estimate
 
 
 def planned(dataset_id: int, planner, target: float, name: str) -> dict:
@@ -108,28 +113,31 @@ def main() -> None:
     autocast_dtype = torch.bfloat16 if args.amp else None
     print(f"# {time.strftime('%Y-%m-%d')}, torch {torch.__version__}, saved-activation bytes counted on FakeTensors, "
           f"{'bf16 autocast' if args.amp else 'fp32'}\n")
-    print("| fingerprint | preset | planner | patch | batch | estimate/sample (M) | activations (GB) "
+    print("| fingerprint | preset | planner | patch | batch | estimate/sample (M) | counted | activations (GB) "
           "| activations/target | vs ResEnc |")
-    print("|---|---|---|---|---:|---:|---:|---:|---:|")
+    print("|---|---|---|---|---:|---:|---|---:|---:|---:|")
     for dataset_id, fingerprint in enumerate(args.fingerprints, start=601):
         make_dataset(dataset_id, *FINGERPRINTS[fingerprint])
         for preset in args.presets:
             gb = RESENC_PRESETS[preset][0]
-            reference_ratio = None
-            for planner_name in (f"nnUNetPlannerResEnc{preset}", "ExperimentPlanner", f"nnUNetPlannerKiUNet{preset}",
-                                 f"nnUNetPlannerUIUNet{preset}"):
+            resenc = f"nnUNetPlannerResEnc{preset}"
+            reference = {}  # counted -> ResEnc's activations/target
+            for planner_name, peak in ((resenc, False), ("ExperimentPlanner", False),
+                                       (f"nnUNetPlannerKiUNet{preset}", False), (f"nnUNetPlannerUIUNet{preset}", False),
+                                       (resenc, True), (f"nnUNetPlannerKiUNetCheckpoint{preset}", True),
+                                       (f"nnUNetPlannerUIUNetCheckpoint{preset}", True)):
                 with torch.device("meta"):  # the planners' networks only count feature maps
                     plans, _ = plan_experiment_dataset(dataset_id, find_planner(planner_name), gb,
                                                        overwrite_plans_name=f"bench_{planner_name}_{preset}")
                 configuration = plans["configurations"]["3d_fullres"]
                 patch, batch = list(configuration["patch_size"]), configuration["batch_size"]
                 per_sample, estimate = activation_bytes_per_sample(configuration["architecture"], patch,
-                                                                   autocast_dtype)
+                                                                   autocast_dtype, peak)
                 ratio = per_sample * batch / (gb * 2 ** 30)
-                reference_ratio = reference_ratio or ratio
+                reference.setdefault(peak, ratio)
                 print(f"| {fingerprint} | {preset} ({gb} GB) | {planner_name} | {'x'.join(map(str, patch))} | {batch} "
-                      f"| {estimate / 1e6:.0f} | {per_sample * batch / 2 ** 30:.1f} | {ratio:.2f} "
-                      f"| {ratio / reference_ratio:.2f} |", flush=True)
+                      f"| {estimate / 1e6:.0f} | {'step peak' if peak else 'saved'} | {per_sample * batch / 2 ** 30:.1f} "
+                      f"| {ratio:.2f} | {ratio / reference[peak]:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -127,11 +127,12 @@ class _LiveBytes(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         output = func(*args, **(kwargs or {}))
-        inputs = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
+        # storages told apart by their C++ object, as in saved_activation_bytes: FakeTensors have no data pointers
+        inputs = {t.untyped_storage()._cdata for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
         for t in tree_leaves(output):
             if isinstance(t, torch.Tensor) and t.shape not in self.parameter_shapes:
                 storage = t.untyped_storage()
-                key = storage.data_ptr()
+                key = storage._cdata
                 if key in inputs:  # a view or an in-place result: no new memory
                     continue
                 if key not in self.live or self.live[key][0].expired():
@@ -141,9 +142,9 @@ class _LiveBytes(TorchDispatchMode):
         return output
 
 
-def peak_step_bytes(net: nn.Module, x: torch.Tensor) -> int:
+def peak_step_bytes(net: nn.Module, x: torch.Tensor, autocast_dtype: Optional[torch.dtype] = None) -> int:
     """Peak bytes of the tensors alive during one training step (forward, loss, backward), parameters and their
-    gradients excluded.
+    gradients excluded (and with ``autocast_dtype`` the forward under autocast, its casts of the weights too).
 
     The CPU counterpart of ``torch.cuda.max_memory_allocated``, on any device: unlike
     :func:`saved_activation_bytes` it sees what activation checkpointing keeps and recomputes.
@@ -152,9 +153,20 @@ def peak_step_bytes(net: nn.Module, x: torch.Tensor) -> int:
     net.zero_grad(set_to_none=True)
     tracker = _LiveBytes({p.shape for p in net.parameters()})
     with tracker:
-        _loss(net(x)).backward()
+        with _autocast(x, autocast_dtype):
+            loss = _loss(net(x))
+        loss.backward()
     net.zero_grad(set_to_none=True)
     return tracker.peak
+
+
+def fake_peak_step_bytes(build: Callable[[], nn.Module], input_shape: Sequence[int],
+                         autocast_dtype: Optional[torch.dtype] = None) -> int:
+    """:func:`peak_step_bytes` of the network ``build()`` makes, on FakeTensors: any patch size in seconds and no
+    memory (see :func:`fake_saved_activation_bytes`)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    with FakeTensorMode():
+        return peak_step_bytes(build(), torch.empty(*input_shape), autocast_dtype)
 
 
 # nnU-Net trains under fp16 autocast on CUDA (nnUNetTrainer.train_step); bf16 is the CPU's stand-in (CPU autocast
