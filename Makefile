@@ -10,7 +10,7 @@ VENV := .venv
 export OMP_NUM_THREADS ?= 2
 # idle OpenMP threads sleep instead of spinning: two test workers (or the demo's trainings) share the two cores.
 # Not for the benchmark, which runs alone: sleeping threads wake late for every small operation, which slowed
-# UIU-Net's 2D step 2x and PlainConvUNet's 1.3x (BENCHMARKS.md section 1)
+# UIU-Net's 2D step 1.6x and PlainConvUNet's 1.2x (BENCHMARKS.md section 1.0)
 test demo: export OMP_WAIT_POLICY ?= PASSIVE
 # pytest-xdist workers, one test module at a time each (module fixtures such as compare's study run once),
 # modules with tests marked slow first. Measured on 2 cores (.ci/run, 2026-11-23): 2 workers 12.4-12.9 min (728-763 s in
