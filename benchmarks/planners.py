@@ -122,14 +122,17 @@ def main() -> None:
             gb = RESENC_PRESETS[preset][0]
             resenc = f"nnUNetPlannerResEnc{preset}"
             reference = {}  # counted -> ResEnc's activations/target
+            configurations = {}  # planner -> its 3d_fullres configuration (ResEnc's is counted both ways)
             for planner_name, peak in ((resenc, False), ("ExperimentPlanner", False),
                                        (f"nnUNetPlannerKiUNet{preset}", False), (f"nnUNetPlannerUIUNet{preset}", False),
                                        (resenc, True), (f"nnUNetPlannerKiUNetCheckpoint{preset}", True),
                                        (f"nnUNetPlannerUIUNetCheckpoint{preset}", True)):
-                with torch.device("meta"):  # the planners' networks only count feature maps
-                    plans, _ = plan_experiment_dataset(dataset_id, find_planner(planner_name), gb,
-                                                       overwrite_plans_name=f"bench_{planner_name}_{preset}")
-                configuration = plans["configurations"]["3d_fullres"]
+                if planner_name not in configurations:
+                    with torch.device("meta"):  # the planners' networks only count feature maps
+                        plans, _ = plan_experiment_dataset(dataset_id, find_planner(planner_name), gb,
+                                                           overwrite_plans_name=f"bench_{planner_name}_{preset}")
+                    configurations[planner_name] = plans["configurations"]["3d_fullres"]
+                configuration = configurations[planner_name]
                 patch, batch = list(configuration["patch_size"]), configuration["batch_size"]
                 per_sample, estimate = activation_bytes_per_sample(configuration["architecture"], patch,
                                                                    autocast_dtype, peak)

@@ -91,9 +91,15 @@ def fake_saved_activation_bytes(build: Callable[[], nn.Module], input_shape: Seq
     real tensors for any network whose forward does not branch on tensor values, and any patch size costs the
     same few seconds and no memory. Raises whatever the forward raises on FakeTensors (e.g. for ``.item()``).
     """
+    return _on_fake_tensors(saved_activation_bytes, build, input_shape, autocast_dtype)
+
+
+def _on_fake_tensors(measure: Callable, build: Callable[[], nn.Module], input_shape: Sequence[int],
+                     autocast_dtype: Optional[torch.dtype]) -> int:
+    """``measure(net, x, autocast_dtype)`` with network and input built as FakeTensors."""
     from torch._subclasses.fake_tensor import FakeTensorMode
     with FakeTensorMode():
-        return saved_activation_bytes(build(), torch.empty(*input_shape), autocast_dtype)
+        return measure(build(), torch.empty(*input_shape), autocast_dtype)
 
 
 def forward_flops(net: nn.Module, x: torch.Tensor) -> int:
@@ -164,9 +170,7 @@ def fake_peak_step_bytes(build: Callable[[], nn.Module], input_shape: Sequence[i
                          autocast_dtype: Optional[torch.dtype] = None) -> int:
     """:func:`peak_step_bytes` of the network ``build()`` makes, on FakeTensors: any patch size in seconds and no
     memory (see :func:`fake_saved_activation_bytes`)."""
-    from torch._subclasses.fake_tensor import FakeTensorMode
-    with FakeTensorMode():
-        return peak_step_bytes(build(), torch.empty(*input_shape), autocast_dtype)
+    return _on_fake_tensors(peak_step_bytes, build, input_shape, autocast_dtype)
 
 
 # nnU-Net trains under fp16 autocast on CUDA (nnUNetTrainer.train_step); bf16 is the CPU's stand-in (CPU autocast

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import weakref
 
 import pytest
 import torch
@@ -50,7 +51,6 @@ def test_fake_tensors_reach_the_peak_real_tensors_reach(network):
 def test_counting_frees_the_activations():
     """The count keeps no activation alive: a packed tensor that kept its grad_fn made a reference cycle through
     the C++ graph that even gc.collect() could not free (benchmarks/architectures.py grew to 24 GB this way)."""
-    import weakref
     net = TINY_RECORDS[1].build_variant(get_variant("KiUNet"), True)
     outputs = []
     net.encoder.stages[0].register_forward_hook(lambda m, i, o: outputs.append(weakref.ref(o)))
