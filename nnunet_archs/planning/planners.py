@@ -105,10 +105,34 @@ class ArchitecturePresetPlanner(ExperimentPlanner):
                                                                       output_channels, allow_init=False))
         return self._estimate_network[1].compute_conv_feature_map_size(patch_size)
 
-    def get_plans_for_configuration(self, *args, **kwargs) -> dict:
-        plan = super().get_plans_for_configuration(*args, **kwargs)
+    def get_plans_for_configuration(self, spacing, median_shape, data_identifier, approximate_n_voxels_dataset,
+                                    _cache) -> dict:
+        plan = super().get_plans_for_configuration(spacing, median_shape, data_identifier,
+                                                   approximate_n_voxels_dataset, _cache)
+        if self.variant.class_path != RESENC_UNET:  # ResEncUNet stays exactly nnU-Net's nnUNetPlannerResEnc{M,L,XL}
+            plan["batch_size"] = self._batch_within_target(plan, len(spacing))
         plan["architecture"]["arch_kwargs"].update(self.variant.kwargs)
         return plan
+
+    def _batch_within_target(self, plan: dict, dim: int) -> int:
+        """The planned batch, rounded down to what the target holds.
+
+        nnU-Net sets ``batch = round(reference / estimate * ref_bs)``: where the patch leaves memory to spare (it
+        reached the whole image, or its last shrinking step was a large one) the rounding can add a sample the
+        target has no room for (up to 1.2x the target at ``ref_bs`` 2; our KiU-Net and UIU-Net with checkpointing
+        planned 3 samples of a 96x384x384 image at XL, 1.44x ResEnc's measured peak, BENCHMARKS.md section 2).
+        nnU-Net's minimum batch stays the floor.
+        """
+        entry = plan["architecture"]
+        channels = self.dataset_json.get("channel_names", self.dataset_json.get("modality"))
+        estimate = self.static_estimate_VRAM_usage(plan["patch_size"], len(channels), len(self.dataset_json["labels"]),
+                                                   entry["network_class_name"], entry["arch_kwargs"],
+                                                   entry["_kw_requires_import"])
+        reference, ref_bs = ((self.UNet_reference_val_2d, self.UNet_reference_val_corresp_bs_2d) if dim == 2 else
+                             (self.UNet_reference_val_3d, self.UNet_reference_val_corresp_bs_3d))
+        reference *= self.UNet_vram_target_GB / self.UNet_reference_val_corresp_GB
+        fits = int(reference / float(estimate) * ref_bs)
+        return max(min(plan["batch_size"], fits), self.UNet_min_batch_size)
 
     def generate_data_identifier(self, configuration_name: str) -> str:
         if configuration_name in ("2d", "3d_fullres"):
