@@ -41,6 +41,7 @@ demo: env
 
 benchmark: env
 	$(VENV)/bin/python benchmarks/architectures.py
+	$(VENV)/bin/python benchmarks/ki_floor.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -181,7 +181,7 @@ class UIUNetDecoder(nn.Module):
         d = skips[-1]
         decoded = []
         for s in reversed(range(len(self.stages))):
-            d = maybe_checkpoint(self.checkpoint == "stages", self._level, s, d, skips[s])
+            d = maybe_checkpoint(self.checkpoint == "stages" and s > 0, self._level, s, d, skips[s])
             decoded.insert(0, d)
         sides = [head(f) for head, f in zip(self.seg_layers["sides"], decoded + [skips[-1]])]
         fused = self._fuse(sides)
@@ -194,7 +194,9 @@ class UIUNetDecoder(nn.Module):
             x = self.fusions[str(s)](deeper, skip)
         else:
             x = torch.cat((upsample_to(deeper, skip.shape[2:]), skip), 1)
-        return maybe_checkpoint(self.checkpoint == "rsu", self.stages[s], x)
+        # the full-resolution level is the network's last part: backward needs it first, so recomputing it would
+        # cost time (UIU-Net's largest RSU) and lower no peak
+        return maybe_checkpoint(self.checkpoint == "rsu" and s > 0, self.stages[s], x)
 
     def _fuse(self, sides: List[torch.Tensor]) -> torch.Tensor:
         """The original's 1x1 fusion of all sides upsampled to full resolution, computed as the sum of each side's
@@ -219,10 +221,10 @@ class UIUNetDecoder(nn.Module):
             rsu = self.stages[s].compute_conv_feature_map_size(sizes[s])
             kept = skip = single_map(features[s], sizes[s])  # the level's output; the encoder's skip it reads
             if self.checkpoint == "stages":
-                tally.add(merge + rsu, kept, True, skip)
+                tally.add(merge + rsu, kept, s > 0, skip)
             else:
                 tally.add(merge, skips=skip)
-                tally.add(rsu, kept, self.checkpoint == "rsu")
+                tally.add(rsu, kept, self.checkpoint == "rsu" and s > 0)
         # each side output (read by its share of the fusion) and the fused sum
         tally.add(sum(single_map(cfg.num_classes, size) for size in sizes) + single_map(cfg.num_classes, sizes[0]))
 
@@ -249,7 +251,8 @@ class DynamicUIUNet3D(AbstractDynamicNetworkArchitectures):
         pool_type: outer downsampling, ``'max'`` (original), ``'conv'`` (strided conv) or ``'avg'``.
         checkpoint: activation checkpointing (non-reentrant ``torch.utils.checkpoint``; same outputs and
             gradients): ``'none'``, ``'rsu'`` (every nested RSU block) or ``'stages'`` (every encoder stage and
-            decoder level with its downsampling, IC-A or concatenation). ``compute_conv_feature_map_size``
+            decoder level with its downsampling, IC-A or concatenation), except the full-resolution decoder
+            level, the network's last part, which backward needs first. ``compute_conv_feature_map_size``
             counts what the mode keeps. With batch norm, checkpointed parts update its running statistics twice.
         n_blocks_per_stage: accepted only to reject Residual-Encoder plans with a clear message.
     """
