@@ -18,15 +18,13 @@ from typing import Callable, List, Tuple
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks.architectures, run as a script
 
 from benchmarks.architectures import configurations, variant_builder  # noqa: E402
 from nnunet_archs.profiling import TrainingStep, interleaved_median_seconds, nnunet_step_mode  # noqa: E402
 from nnunet_archs.registry import VARIANTS  # noqa: E402
-
-SMALL = ["issue 12 small 3d 16x64x64", "issue 12 small 3d 32^3", "issue 12 small 2d 128^2"]
-
 
 def ki_blocks(net: nn.Module, x: torch.Tensor) -> List[Tuple[nn.Module, torch.Tensor]]:
     """Every conv block of the Ki encoder and decoder with a copy of the input it got in one training forward."""
@@ -53,17 +51,12 @@ def blocks_step(blocks: List[Tuple[nn.Module, torch.Tensor]]) -> Callable[[torch
     return step
 
 
-def conv_flops(blocks: List[Tuple[nn.Module, torch.Tensor]]) -> float:
-    """The blocks' convolution FLOPs, forward + backward: 2 per multiply-add, the weight gradient always, the
-    input gradient where the block's input needs one (every conv after the first of a block does)."""
-    total = 0.0
-    for block, inp in blocks:
-        needs_grad = inp.requires_grad
-        for conv in (m for m in block.modules() if isinstance(m, nn.modules.conv._ConvNd)):
-            macs = inp.shape[0] * inp[0, 0].numel() * conv.out_channels * conv.weight[0].numel()
-            total += 2 * macs * (3 if needs_grad else 2)
-            needs_grad = True
-    return total
+def counted_flops(step: Callable[[torch.Tensor], None], x: torch.Tensor) -> int:
+    """Forward + backward FLOPs of one ``step`` as it executes (``torch.utils.flop_counter``, as profile counts)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step(x)
+    return counter.get_total_flops()
 
 
 def main() -> None:
@@ -86,7 +79,7 @@ def main() -> None:
         steps = [TrainingStep(plain, **mode), TrainingStep(kiunet, **mode), blocks_step(blocks)]
         plain_s, kiunet_s, blocks_s = interleaved_median_seconds(steps, x, repeats=args.repeats)
         print(f"| {name} | {plain_s:.3f} | {kiunet_s:.3f} | {blocks_s:.3f} | {kiunet_s / plain_s:.2f} | "
-              f"{blocks_s / plain_s:.2f} | {conv_flops(blocks) / blocks_s / 1e9:.1f} |", flush=True)
+              f"{blocks_s / plain_s:.2f} | {counted_flops(steps[2], x) / blocks_s / 1e9:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
