@@ -20,7 +20,7 @@ import torch
 
 from nnunet_archs.calibration import PRECISIONS, calibrate
 from nnunet_archs.custom_networks import resolve_network
-from nnunet_archs.planning.planners import ESTIMATE_PER_BYTE
+from nnunet_archs.planning.memory import ESTIMATE_PER_BYTE
 from nnunet_archs.real_plans import showcase_records
 
 NETWORKS = ["ResEncUNet", "PlainConvUNet", "KiUNet", "UIUNet", "UIUNet-minimal",

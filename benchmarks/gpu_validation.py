@@ -77,7 +77,7 @@ def write_fingerprint(dataset_id: int, shape, spacing) -> None:
 def planned_record(dataset_id: int, planner_name: str, gb: float):
     """The 3d_fullres configuration ``planner_name`` plans at ``gb``, as a PlansRecord."""
     from nnunetv2.experiment_planning.plan_and_preprocess_api import plan_experiment_dataset
-    from nnunet_archs.cli import find_planner
+    from nnunet_archs.planning.lookup import find_planner
     from nnunet_archs.real_plans import PlansRecord
     plans, _ = plan_experiment_dataset(dataset_id, find_planner(planner_name), gb,
                                        overwrite_plans_name=f"validation_{planner_name}")
@@ -191,9 +191,10 @@ def stock_training(networks, device: str, gb: float, iterations: int, compile: b
     """Plan, preprocess and train each network with the stock programs. ``compile`` sets nnUNet_compile (t is
     nnU-Net's default on CUDA; on a CPU its trainer never compiles, but its predictor, which runs the final
     validation, does when nnUNet_compile=t)."""
-    from nnunet_archs.cli import default_plans_name, ext_trainers_path, find_planner
     from nnunet_archs.datasets import write_synthetic_dataset
-    from nnunet_archs.training.trainers import EPOCH_LOG
+    from nnunet_archs.planning.api import default_plans_name
+    from nnunet_archs.planning.lookup import find_planner
+    from nnunet_archs.training.environment import EPOCH_LOG, ext_trainers_path
     write_synthetic_dataset(Path(os.environ["nnUNet_raw"]), TRAINING_DATASET, "GpuValidation")
     env = {**os.environ, "nnUNet_compile": "t" if compile else "f", "nnUNet_extTrainer": ext_trainers_path(),
            "NNUNET_ARCHS_EPOCHS": "1", "NNUNET_ARCHS_ITERATIONS": str(iterations), "NNUNET_ARCHS_VAL_ITERATIONS": "1"}

@@ -39,9 +39,9 @@ from nnunetv2.experiment_planning.plan_and_preprocess_api import (extract_finger
                                                                   plan_experiment_dataset)
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans  # noqa: E402
 
-from nnunet_archs.cli import find_planner  # noqa: E402
+from nnunet_archs.planning.lookup import find_planner  # noqa: E402
 from nnunet_archs.datasets import write_synthetic_dataset  # noqa: E402
-from nnunet_archs.planning.planners import RESENC_PRESETS  # noqa: E402
+from nnunet_archs.planning.memory import RESENC_PRESETS  # noqa: E402
 from nnunet_archs.profiling import fake_peak_step_bytes, fake_saved_activation_bytes  # noqa: E402
 
 FINGERPRINTS = {"isotropic": ([256, 256, 256], [1.0, 1.0, 1.0]), "anisotropic": ([96, 384, 384], [2.5, 0.8, 0.8])}

@@ -31,7 +31,11 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
-from nnunet_archs.profiling import activation_bytes, fake_saved_activation_bytes, saved_activation_bytes
+from nnunet_archs.custom_networks import NetworkError
+from nnunet_archs.errors import UserError
+from nnunet_archs.files import read_json
+from nnunet_archs.profiling import (activation_bytes, fake_saved_activation_bytes, require_device,
+                                    saved_activation_bytes)
 from nnunet_archs.real_plans import PlansRecord
 from nnunet_archs.registry import ArchitectureVariant, get_variant
 
@@ -42,13 +46,13 @@ MEASURING_PACKAGES = ("torch", "dynamic-network-architectures")
 RECORDED_PACKAGES = MEASURING_PACKAGES + ("nnunetv2", "nnunet-archs")
 
 
-class CalibrationError(ValueError):
+class CalibrationError(UserError):
     """A calibration file that cannot be used for the network being planned."""
 
 
 def autocast_dtype(precision: str, device: str) -> Optional[torch.dtype]:
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+        raise UserError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     if precision == "fp32":
         return None
     return torch.float16 if device.startswith("cuda") else torch.bfloat16
@@ -217,12 +221,7 @@ class Calibration:
 
     @classmethod
     def load(cls, path: Path) -> "Calibration":
-        try:
-            data = json.loads(Path(path).read_text())
-        except OSError as error:
-            raise CalibrationError(f"cannot read calibration file {path}: {error.strerror}") from None
-        except json.JSONDecodeError as error:
-            raise CalibrationError(f"calibration file {path} is not valid JSON: {error}") from None
+        data = read_json(path, "calibration file", CalibrationError)
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             found = data.get("format") if isinstance(data, dict) else None
             raise CalibrationError(f"{path} is not an nnunet-archs calibration file of format {FORMAT!r} (found "
@@ -256,15 +255,24 @@ def calibrate(variant: ArchitectureVariant, records: Sequence[PlansRecord], bott
               precision: str = "autocast", device: str = "cpu", progress=None) -> Calibration:
     """Measure ``variant`` and ResidualEncoderUNet at every record's topology with ``bottlenecks`` voxels per
     axis at the lowest resolution (e.g. 64x64x64 and 128x128x128 for five stride-2 stages), and fit."""
+    require_device(device, "--device")
+    autocast_dtype(precision, device)
+    if any(b < 1 for b in bottlenecks):
+        raise UserError(f"--bottlenecks must be >= 1 voxel, got {list(bottlenecks)}")
     points = []
     for record in records:
         for bottleneck in bottlenecks:
-            points.append(measure(variant, record, record.reduced_patch(bottleneck), precision, device))
+            try:
+                points.append(measure(variant, record, record.reduced_patch(bottleneck), precision, device))
+            except UserError:
+                raise
+            except ValueError as error:  # the network refused nnU-Net's keywords or the patch: the user's to fix
+                raise NetworkError(f"{variant.class_path} at {record.id}: {error}") from None
             if progress:
                 progress(points[-1])
     factor, model, residuals = fit(points)
     if not math.isfinite(factor) or factor <= 0:
-        raise ValueError(f"{variant.class_path}.compute_conv_feature_map_size gave {factor} per measured byte; it "
+        raise NetworkError(f"{variant.class_path}.compute_conv_feature_map_size gave {factor} per measured byte; it "
                          f"must return a positive element count")
     return Calibration(variant.class_path, dict(variant.kwargs), variant.feature_scale, precision, device, points,
                        factor, model, residuals, source_sha256=source_hash(variant.class_path))

@@ -12,10 +12,11 @@ from typing import Optional
 
 from torch import nn
 
+from nnunet_archs.errors import UserError
 from nnunet_archs.registry import VARIANTS, ArchitectureVariant
 
 
-class NetworkError(ValueError):
+class NetworkError(UserError):
     """A network that cannot be used as given (import path, class or keyword overrides)."""
 
 

@@ -14,6 +14,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
+from nnunet_archs.errors import UserError
+
 
 def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
@@ -178,6 +180,12 @@ def fake_peak_step_bytes(build: Callable[[], nn.Module], input_shape: Sequence[i
 AUTOCAST_DTYPES = {"cuda": torch.float16, "cpu": torch.bfloat16}
 
 
+def require_device(device: str, flag: str = "-device") -> None:
+    """Refuse a device this machine does not have (``flag``: how the user gave it), before any work starts."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"{flag} {device} was given but no CUDA GPU is available")
+
+
 def nnunet_step_mode(device: str, amp: Optional[bool] = None, compile: Optional[bool] = None) -> Dict[str, bool]:
     """``amp`` and ``compile``, each as given or, when ``None``, as nnU-Net trains on ``device``: autocast and
     torch.compile on CUDA, neither on CPU (nnUNetTrainer.train_step and _do_i_compile)."""
@@ -207,7 +215,7 @@ class TrainingStep:
         self.device_type = next(net.parameters()).device.type
         self.amp_dtype = AUTOCAST_DTYPES.get(self.device_type) if amp else None
         if amp and self.amp_dtype is None:
-            raise ValueError(f"amp: autocast is measured on {sorted(AUTOCAST_DTYPES)}, not {self.device_type!r}")
+            raise UserError(f"amp: autocast is measured on {sorted(AUTOCAST_DTYPES)}, not {self.device_type!r}")
         self.compiled = compile
         self.module = torch.compile(net) if compile else net
         self.optimizer = torch.optim.SGD(net.parameters(), 1e-2, weight_decay=3e-5, momentum=0.99, nesterov=True)

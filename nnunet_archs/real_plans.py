@@ -11,9 +11,8 @@ import numpy as np
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from torch import nn
 
+from nnunet_archs.errors import UserError
 from nnunet_archs.registry import ArchitectureVariant
-
-
 
 ANISOTROPIC_3D = "ismaseptem/comp0251:config/nnUNetPlans.json#3d_fullres"
 
@@ -37,7 +36,7 @@ class PlansRecord:
     def check_patch(self, patch: List[int]) -> None:
         divisor = [int(p) for p in np.prod(np.array(self.strides), axis=0)]
         if len(patch) != len(divisor) or any(p % d for p, d in zip(patch, divisor)):
-            raise ValueError(f"patch {patch} must have {len(divisor)} axes, each divisible by the product of the "
+            raise UserError(f"patch {patch} must have {len(divisor)} axes, each divisible by the product of the "
                              f"strides {divisor}")
 
     @classmethod
@@ -46,7 +45,7 @@ class PlansRecord:
         from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
         manager = PlansManager(plans)
         if configuration not in manager.available_configurations:
-            raise ValueError(f"configuration {configuration!r} is not in the plans; choose from "
+            raise UserError(f"configuration {configuration!r} is not in the plans; choose from "
                              f"{manager.available_configurations}")
         cm = manager.get_configuration(configuration)
         return cls(id=f"{plans_id}#{configuration}", configuration=configuration, patch_size=list(cm.patch_size),
@@ -85,7 +84,7 @@ def load_records() -> List[PlansRecord]:
 def find_record(record_id: str) -> PlansRecord:
     records = {r.id: r for r in load_records()}
     if record_id not in records:
-        raise ValueError(f"unknown built-in configuration {record_id!r}; choose from {sorted(records)}")
+        raise UserError(f"unknown built-in configuration {record_id!r}; choose from {sorted(records)}")
     return records[record_id]
 
 

@@ -8,6 +8,7 @@ from typing import Dict
 
 from nnunet_archs.architectures.config import (plain_kwargs_from_plans, resenc_kwargs_from_plans,
                                                takes_residual_blocks)
+from nnunet_archs.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -74,5 +75,5 @@ VARIANTS: Dict[str, ArchitectureVariant] = {v.name: v for v in [
 
 def get_variant(name: str) -> ArchitectureVariant:
     if name not in VARIANTS:
-        raise ValueError(f"unknown architecture {name!r}; choose from {sorted(VARIANTS)}")
+        raise UserError(f"unknown architecture {name!r}; choose from {sorted(VARIANTS)}")
     return VARIANTS[name]

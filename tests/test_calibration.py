@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from nnunet_archs.calibration import Calibration, CalibrationError, calibrate, fit
-from nnunet_archs.planning.planners import ESTIMATE_PER_BYTE
+from nnunet_archs.planning.memory import ESTIMATE_PER_BYTE
 from nnunet_archs.profiling import (fake_peak_step_bytes, fake_saved_activation_bytes, peak_step_bytes,
                                     saved_activation_bytes)
 from nnunet_archs.real_plans import ANISOTROPIC_3D, find_record

@@ -3,7 +3,7 @@
 nnU-Net builds a network as ``cls(input_channels=..., num_classes=..., **arch_kwargs)`` from a plans file
 (``nnunetv2/utilities/get_network_from_plans.py``). Our networks accept exactly the keywords of DNA's
 ``PlainConvUNet`` so that a plans file only needs ``network_class_name`` changed. This module turns those
-keywords into one checked, fully expanded :class:`UNetConfig` and raises ``ValueError`` naming the parameter
+keywords into one checked, fully expanded :class:`UNetConfig` and raises ``UserError`` (a ``ValueError``) naming the parameter
 and the allowed values for anything invalid -- before a single layer is built.
 """
 from __future__ import annotations
@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from nnunet_archs.errors import UserError
+
 IntOrSeq = Union[int, Sequence[int]]
 
 _CONV_DIMS = {nn.Conv2d: 2, nn.Conv3d: 3}
@@ -26,14 +28,14 @@ def resolve_class(name: str, value: Any) -> Any:
     if isinstance(value, str):
         located = pydoc.locate(value)
         if located is None:
-            raise ValueError(f"{name}={value!r} could not be imported; give a class or an importable dotted path")
+            raise UserError(f"{name}={value!r} could not be imported; give a class or an importable dotted path")
         return located
     return value
 
 
 def _as_int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise UserError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
@@ -42,7 +44,7 @@ def per_stage(name: str, value: Any, length: int, minimum: int = 1) -> List[int]
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         value = [value] * length
     if not isinstance(value, (list, tuple, np.ndarray)) or len(value) != length:
-        raise ValueError(f"{name} must be an int or a list of {length} ints, got {value!r}")
+        raise UserError(f"{name} must be an int or a list of {length} ints, got {value!r}")
     return [_as_int(f"{name}[{i}]", v, minimum) for i, v in enumerate(value)]
 
 
@@ -51,7 +53,7 @@ def per_axis(name: str, value: Any, dim: int, minimum: int = 1) -> List[int]:
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         value = [value] * dim
     if not isinstance(value, (list, tuple, np.ndarray)) or len(value) != dim:
-        raise ValueError(f"{name} must be an int or a list of {dim} ints (one per spatial axis), got {value!r}")
+        raise UserError(f"{name} must be an int or a list of {dim} ints (one per spatial axis), got {value!r}")
     return [_as_int(f"{name}[{i}]", v, minimum) for i, v in enumerate(value)]
 
 
@@ -59,13 +61,13 @@ def per_stage_per_axis(name: str, value: Any, length: int, dim: int) -> List[Lis
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         value = [value] * length
     if not isinstance(value, (list, tuple, np.ndarray)) or len(value) != length:
-        raise ValueError(f"{name} must have one entry per stage ({length}), got {value!r}")
+        raise UserError(f"{name} must have one entry per stage ({length}), got {value!r}")
     return [per_axis(f"{name}[{i}]", v, dim) for i, v in enumerate(value)]
 
 
 def check_choice(name: str, value: Any, allowed: Sequence[Any]) -> Any:
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+        raise UserError(f"{name} must be one of {list(allowed)}, got {value!r}")
     return value
 
 
@@ -115,11 +117,11 @@ class UNetConfig:
     def check_input(self, x: torch.Tensor) -> None:
         """Fail with a readable message instead of a shape error deep inside ``forward``."""
         if x.dim() != self.dim + 2 or x.shape[1] != self.input_channels:
-            raise ValueError(f"input must have shape (batch, {self.input_channels}, *{self.dim} spatial axes), "
+            raise UserError(f"input must have shape (batch, {self.input_channels}, *{self.dim} spatial axes), "
                              f"got {tuple(x.shape)}")
         divisor = self.cumulative_strides[-1]
         if any(size % d != 0 for size, d in zip(x.shape[2:], divisor)):
-            raise ValueError(f"input spatial size {tuple(x.shape[2:])} must be divisible by the product of the "
+            raise UserError(f"input spatial size {tuple(x.shape[2:])} must be divisible by the product of the "
                              f"strides {tuple(divisor)} along each axis (nnU-Net plans guarantee this for the "
                              f"patch size)")
 
@@ -133,21 +135,21 @@ def build_unet_config(input_channels: int, n_stages: int, features_per_stage: In
                       n_blocks_per_stage: Optional[IntOrSeq] = None) -> UNetConfig:
     """Check every PlainConvUNet keyword; ``n_blocks_per_stage`` is taken only to explain ResEnc plans."""
     if n_blocks_per_stage is not None:
-        raise ValueError(
+        raise UserError(
             "n_blocks_per_stage is a ResidualEncoderUNet (ResEnc plans) keyword and is not used here; give "
             "n_conv_per_stage instead (nnU-Net's default is 2 per stage), e.g. via "
             "nnunet_archs.architectures.config.plain_kwargs_from_plans(arch_kwargs)")
     conv_op = resolve_class("conv_op", conv_op)
     if conv_op not in _CONV_DIMS:
-        raise ValueError(f"conv_op must be torch.nn.Conv2d or torch.nn.Conv3d, got {conv_op!r}")
+        raise UserError(f"conv_op must be torch.nn.Conv2d or torch.nn.Conv3d, got {conv_op!r}")
     dim = _CONV_DIMS[conv_op]
     n_stages = _as_int("n_stages", n_stages, 1)
     for name, value in (("n_conv_per_stage", n_conv_per_stage), ("num_classes", num_classes),
                         ("n_conv_per_stage_decoder", n_conv_per_stage_decoder)):
         if value is None:
-            raise ValueError(f"{name} is required (it is part of every nnU-Net PlainConvUNet plans entry)")
+            raise UserError(f"{name} is required (it is part of every nnU-Net PlainConvUNet plans entry)")
     if n_stages < 2:
-        raise ValueError(f"n_stages must be >= 2 (an encoder-decoder needs a bottleneck), got {n_stages}")
+        raise UserError(f"n_stages must be >= 2 (an encoder-decoder needs a bottleneck), got {n_stages}")
     return UNetConfig(
         input_channels=_as_int("input_channels", input_channels, 1),
         num_classes=_as_int("num_classes", num_classes, 1),
@@ -173,7 +175,7 @@ def build_unet_config(input_channels: int, n_stages: int, features_per_stage: In
 def _odd_kernels(kernel_sizes: List[List[int]]) -> List[List[int]]:
     for s, kernel in enumerate(kernel_sizes):
         if any(k % 2 == 0 for k in kernel):
-            raise ValueError(f"kernel_sizes[{s}]={kernel} must be odd along every axis ('same' padding)")
+            raise UserError(f"kernel_sizes[{s}]={kernel} must be odd along every axis ('same' padding)")
     return kernel_sizes
 
 

@@ -38,6 +38,7 @@ from nnunet_archs.architectures.blocks import (ActivationTally, MaxPool, channel
                                                single_map, upsample_to)
 from nnunet_archs.architectures.config import (IntOrSeq, UNetConfig, build_unet_config, check_choice, per_axis,
                                                per_stage, _as_int)
+from nnunet_archs.errors import UserError
 
 POOL_TYPES = ("conv", "max", "avg")
 SKIP_PLACEMENTS = ("after", "before")
@@ -347,7 +348,7 @@ class DynamicKiUNet(AbstractDynamicNetworkArchitectures):
         ki_scales = self._ki_scales(cfg, ki_max_scale)[:n_ki]
         crfb_kernel = per_axis("crfb_kernel_size", crfb_kernel_size, cfg.dim)
         if any(k % 2 == 0 for k in crfb_kernel):
-            raise ValueError(f"crfb_kernel_size must be odd along every axis, got {crfb_kernel_size!r}")
+            raise UserError(f"crfb_kernel_size must be odd along every axis, got {crfb_kernel_size!r}")
         self.cfg = cfg
 
         self.encoder = PlainConvEncoder(cfg.input_channels, cfg.n_stages, cfg.features_per_stage, cfg.conv_op,
@@ -391,7 +392,7 @@ class DynamicKiUNet(AbstractDynamicNetworkArchitectures):
         elif ki_features_per_stage == UNET_WIDTHS:
             ki_features_per_stage = cfg.features_per_stage[:n_ki]
         elif isinstance(ki_features_per_stage, str):
-            raise ValueError(f"ki_features_per_stage must be None, {UNET_WIDTHS!r}, an int or a list of ints, got "
+            raise UserError(f"ki_features_per_stage must be None, {UNET_WIDTHS!r}, an int or a list of ints, got "
                              f"{ki_features_per_stage!r}")
         return per_stage(f"ki_features_per_stage (one per Ki stage: min(ki_num_stages, n_stages) = {n_ki})",
                          ki_features_per_stage, n_ki)
@@ -403,7 +404,7 @@ class DynamicKiUNet(AbstractDynamicNetworkArchitectures):
             return cfg.cumulative_strides
         cap = per_axis("ki_max_scale", ki_max_scale, cfg.dim)
         if any(c & (c - 1) for c in cap):
-            raise ValueError(f"ki_max_scale must be None or a power of two (1, 2, 4, ...) per axis, "
+            raise UserError(f"ki_max_scale must be None or a power of two (1, 2, 4, ...) per axis, "
                              f"got {ki_max_scale!r}")
         return [[min(p, c) for p, c in zip(stage, cap)] for stage in cfg.cumulative_strides]
 

@@ -33,6 +33,7 @@ from nnunet_archs.architectures.blocks import (ActivationTally, DilatedConvDropo
                                                upsample_to)
 from nnunet_archs.architectures.config import (IntOrSeq, UNetConfig, _as_int, build_unet_config, check_choice,
                                                per_stage)
+from nnunet_archs.errors import UserError
 
 POOL_TYPES = ("max", "conv", "avg")
 CHECKPOINT_MODES = ("none", "rsu", "stages")
@@ -297,7 +298,7 @@ class DynamicUIUNet3D(AbstractDynamicNetworkArchitectures):
         self.checkpoint = check_choice("checkpoint", checkpoint, CHECKPOINT_MODES)
         num_dilated = _as_int("num_dilated_stages", num_dilated_stages, 0)
         if num_dilated > n:
-            raise ValueError(f"num_dilated_stages must be between 0 and n_stages={n}, got {num_dilated}")
+            raise UserError(f"num_dilated_stages must be between 0 and n_stages={n}, got {num_dilated}")
         dilated = [s >= n - num_dilated for s in range(n)]
         heights = self._heights(cfg, rsu_heights, rsu_max_height, rsu_min_height, dilated)
         encoder_mid, decoder_mid = self._mid_channels(cfg, mid_ratio, dilated)
@@ -309,7 +310,7 @@ class DynamicUIUNet3D(AbstractDynamicNetworkArchitectures):
                 and side_kernel % 2 == 1:
             side_kernels = [[side_kernel] * cfg.dim] * n
         else:
-            raise ValueError(f"side_kernel must be 'stage' or an odd int >= 1, got {side_kernel!r}")
+            raise UserError(f"side_kernel must be 'stage' or an odd int >= 1, got {side_kernel!r}")
         self.cfg, self.heights = cfg, heights
 
         channels = [cfg.input_channels] + cfg.features_per_stage
@@ -333,7 +334,7 @@ class DynamicUIUNet3D(AbstractDynamicNetworkArchitectures):
             encoder = [f // 2 if s == 0 or dilated[s] else f // 4 for s, f in enumerate(features)]
             decoder = [f // 2 if dilated[s] else f // 4 for s, f in enumerate(features)]
         elif isinstance(mid_ratio, bool) or not isinstance(mid_ratio, (int, float)) or mid_ratio <= 0:
-            raise ValueError(f"mid_ratio must be a number > 0 or {ORIGINAL_MID!r}, got {mid_ratio!r}")
+            raise UserError(f"mid_ratio must be a number > 0 or {ORIGINAL_MID!r}, got {mid_ratio!r}")
         else:
             encoder = decoder = [int(f * mid_ratio) for f in features]
         return [max(4, m) for m in encoder], [max(4, m) for m in decoder]
@@ -346,13 +347,13 @@ class DynamicUIUNet3D(AbstractDynamicNetworkArchitectures):
             max_height = _as_int("rsu_max_height", max_height, 2)
             min_height = _as_int("rsu_min_height", min_height, 2)
             if min_height > max_height:
-                raise ValueError(f"rsu_min_height ({min_height}) must not exceed rsu_max_height ({max_height})")
+                raise UserError(f"rsu_min_height ({min_height}) must not exceed rsu_max_height ({max_height})")
             return [min_height if dilated[s] else min(max(min_height, max_height - s), n - s + 1)
                     for s in range(n)]
         heights = per_stage("rsu_heights", rsu_heights, n, minimum=2)
         for s, height in enumerate(heights):
             if not dilated[s] and height - 2 > n - 1 - s:
-                raise ValueError(f"rsu_heights[{s}]={height} needs {height - 2} inner poolings, but only {n - 1 - s} "
+                raise UserError(f"rsu_heights[{s}]={height} needs {height - 2} inner poolings, but only {n - 1 - s} "
                                  f"planned strides follow stage {s}; use a height <= {n - s + 1} there (or make the "
                                  f"stage dilated via num_dilated_stages)")
         return heights

@@ -7,7 +7,10 @@ import shutil
 import time
 from pathlib import Path
 
-from nnunet_archs.study.spec import Budget
+from nnunet_archs.datasets import write_small_structures_dataset
+from nnunet_archs.errors import StudyIncomplete, UserError
+from nnunet_archs.study.driver import ExecutionOptions, StudyOutcome, run_study
+from nnunet_archs.study.spec import Budget, StudySpec
 
 DEMO_DATASET_ID = 990
 DEMO_NAME = "KiUDemo2D"
@@ -20,28 +23,27 @@ DEMO_GPU_MEMORY_TARGET = 0.05
 DEMO_PARALLEL = 2
 
 
-def run_demo(work_dir: Path, resume: bool, overwrite: bool) -> Path:
-    """Generate the built-in dataset in ``work_dir`` and run the cross-validated study on it."""
+def run_demo(work_dir: Path, resume: bool, overwrite: bool) -> StudyOutcome:
+    """Generate the built-in dataset in ``work_dir`` and run the cross-validated study on it (with every check
+    ``compare`` makes); raises ``StudyIncomplete`` when a job failed, after printing the report."""
     start = time.perf_counter()
     if Path(work_dir).exists() and not (resume or overwrite):
-        raise FileExistsError(f"{work_dir} exists; pass --resume to continue the demo or --overwrite to start it over")
+        raise UserError(f"{work_dir} exists; pass --resume to continue the demo or --overwrite to start it over")
     if overwrite:
         shutil.rmtree(work_dir, ignore_errors=True)
     for variable in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         os.environ[variable] = str(Path(work_dir).resolve() / variable)
         Path(os.environ[variable]).mkdir(parents=True, exist_ok=True)
-    from nnunet_archs.datasets import write_small_structures_dataset
     raw = Path(os.environ["nnUNet_raw"])
     if not any(raw.glob(f"Dataset{DEMO_DATASET_ID}_*")):
         write_small_structures_dataset(raw, DEMO_DATASET_ID, DEMO_NAME, n_train=DEMO_CASES)
-    from nnunet_archs.planning.planners import planner_name
-    from nnunet_archs.study.driver import ExecutionOptions, layout_for, run_study
-    from nnunet_archs.study.spec import StudySpec
     spec = StudySpec(DEMO_DATASET_ID, DEMO_ARCHITECTURES, "2d", DEMO_FOLDS, budget=DEMO_BUDGET,
                      gpu_memory_target=DEMO_GPU_MEMORY_TARGET, device="cpu", study_id="demo")
-    layout = layout_for(f"Dataset{DEMO_DATASET_ID}_{DEMO_NAME}", Path(work_dir) / "report")
-    results = run_study(spec, layout, {a: ["-pl", planner_name(a)] for a in spec.architectures},
-                        ExecutionOptions(max_parallel=DEMO_PARALLEL), resume=True, overwrite=False)
-    print("\n" + results.read_text())
-    print(f"Demo finished in {time.perf_counter() - start:.0f} s (work folder {work_dir}; report {results}).")
-    return results
+    outcome = run_study(spec, Path(work_dir) / "report", ExecutionOptions(max_parallel=DEMO_PARALLEL), resume=True)
+    if outcome.results is not None:
+        print("\n" + outcome.results.read_text())
+    print(f"Demo finished in {time.perf_counter() - start:.0f} s (work folder {work_dir}; report "
+          f"{outcome.results or outcome.layout.report}).")
+    if outcome.failed:
+        raise StudyIncomplete(f"{len(outcome.failed)} job(s) failed:\n  " + "\n  ".join(outcome.failed))
+    return outcome

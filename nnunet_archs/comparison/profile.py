@@ -19,7 +19,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from nnunet_archs.profiling import TrainingStep, describe_step, nnunet_step_mode, profile_networks
+from nnunet_archs.errors import UserError
+from nnunet_archs.profiling import (AUTOCAST_DTYPES, TrainingStep, describe_step, nnunet_step_mode, profile_networks,
+                                    require_device)
 from nnunet_archs.real_plans import PlansRecord
 from nnunet_archs.registry import get_variant
 
@@ -67,7 +69,18 @@ def sweep_memory(record: PlansRecord, architectures: Sequence[str], bottlenecks:
 def run_profile(record: PlansRecord, architectures: Sequence[str], patch: List[int], batch_size: int,
                 repeats: int = 3, inference: bool = False, sweep_bottlenecks: Sequence[int] = (),
                 device: str = "cpu", amp: Optional[bool] = None, compile: Optional[bool] = None) -> ProfileResult:
-    """``amp`` and ``compile`` default to nnU-Net's choice for the device (:func:`nnunet_step_mode`)."""
+    """``amp`` and ``compile`` default to nnU-Net's choice for the device (:func:`nnunet_step_mode`). Every
+    argument is checked before anything is built."""
+    require_device(device, "--device")
+    if amp and device.split(":")[0] not in AUTOCAST_DTYPES:
+        raise UserError(f"--amp measures autocast on {' or '.join(AUTOCAST_DTYPES)}, not {device!r}")
+    for flag, value in (("--batch-size", batch_size), ("--repeats", repeats)):
+        if value < 1:
+            raise UserError(f"{flag} must be >= 1, got {value}")
+    if any(b < 1 for b in sweep_bottlenecks):
+        raise UserError(f"--sweep bottleneck sizes must be >= 1, got {list(sweep_bottlenecks)}")
+    for name in architectures:
+        get_variant(name)
     record.check_patch(patch)
     mode = nnunet_step_mode(device, amp, compile)
     with tqdm(total=1 + len(architectures) * len(sweep_bottlenecks), desc="profiling", unit="step") as progress:

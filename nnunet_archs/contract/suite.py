@@ -6,6 +6,7 @@ from typing import Iterator, List, Optional, Sequence
 from nnunet_archs.contract import ddp, deep_supervision, finetuning, graph_breaks, input_size, memory
 from nnunet_archs.contract.base import CheckResult, Status, Subject, describe
 from nnunet_archs.contract.cases import NetworkCase, plans_cases, random_cases
+from nnunet_archs.errors import UserError
 from nnunet_archs.real_plans import PlansRecord
 from nnunet_archs.registry import ArchitectureVariant
 
@@ -29,6 +30,8 @@ PLANS_KEYWORDS = ("input_channels, n_stages, features_per_stage, conv_op, kernel
 def default_cases(records: Optional[Sequence[PlansRecord]] = None, random: int = 8) -> List[NetworkCase]:
     """Real configurations (the built-in 2D, isotropic and anisotropic 3D ones unless ``records`` are given) and
     ``random`` random valid ones."""
+    if random < 0:
+        raise UserError(f"--random must be >= 0, got {random}")
     return plans_cases(records) + random_cases(random)
 
 
@@ -51,7 +54,7 @@ def run_contract(variant: ArchitectureVariant, cases: Sequence[NetworkCase], mem
     names = list(checks) if checks is not None else [n for n in CHECKS if n not in OPTIONAL or with_ddp]
     unknown = sorted(set(names) - set(CHECKS))
     if unknown:
-        raise ValueError(f"unknown checks {unknown}; choose from {list(CHECKS)}")
+        raise UserError(f"unknown checks {unknown}; choose from {list(CHECKS)}")
     subject = Subject(variant, list(cases), list(memory_records))
     built = _builds(subject)
     yield built

@@ -12,10 +12,9 @@ byte in fp32 is within 1 % across ResidualEncoderUNet, PlainConvUNet and Dynamic
 DynamicUIUNet3D (its estimate counts some transient maps). Under autocast, what nnU-Net trains with, KiU-Net's
 saved tensors shrink more than ResEnc's: at the planned sizes of every preset its factor is 1.15-1.22, so it
 uses 1.19 (with 1.00 half of its plans used up to a fifth less memory than ResEnc's; BENCHMARKS.md section 2).
-So each preset reuses the ResEnc preset's reference values (M 8 GB, L 24 GB, XL 40 GB;
-``nnunetv2/.../residual_encoder_unet_planners.py``) multiplied by our estimate-per-byte relative to
-ResidualEncoderUNet's: the planned configuration then takes the same measured activation memory as the ResEnc
-preset's at the same target.
+So each preset reuses the ResEnc preset's reference values (M 8 GB, L 24 GB, XL 40 GB) multiplied by our
+estimate-per-byte relative to ResidualEncoderUNet's (``memory``, where the numbers and the arithmetic live): the
+planned configuration then takes the same measured activation memory as the ResEnc preset's at the same target.
 """
 from __future__ import annotations
 
@@ -30,20 +29,10 @@ from nnunetv2.experiment_planning.experiment_planners.residual_unets.residual_en
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
 from nnunet_archs.architectures.config import takes_residual_blocks
-from nnunet_archs.registry import KIUNET, PLAIN_UNET, RESENC_UNET, UIUNET, VARIANTS, ArchitectureVariant
+from nnunet_archs.planning.identifiers import data_identifier
+from nnunet_archs.planning.memory import ESTIMATE_PER_BYTE, RESENC_PRESETS, batch_within, reference_value
+from nnunet_archs.registry import RESENC_UNET, VARIANTS, ArchitectureVariant
 
-# ResEnc presets (nnunetv2 2.8.1): GPU memory in GB, 3D and 2D reference values for that memory
-RESENC_PRESETS: Dict[str, Tuple[float, float, float]] = {
-    "M": (8, 680_000_000, 135_000_000),
-    "L": (24, 2_100_000_000, 380_000_000),
-    "XL": (40, 3_600_000_000, 560_000_000),
-}
-
-# network class -> its estimate per saved byte relative to ResidualEncoderUNet's (measured,
-# benchmarks/planners.py; KiU-Net's under autocast at planned sizes, the others in fp32). PlainConvUNet is
-# planned on the same budgets as the baseline of a same-memory study.
-# Any other class gets its value from a calibration file (nnunet-archs calibrate, planning/custom.py).
-ESTIMATE_PER_BYTE: Dict[str, float] = {KIUNET: 1.19, UIUNET: 1.08, PLAIN_UNET: 1.00, RESENC_UNET: 1.00}
 # nnU-Net's planner widths, which a variant's feature_scale scales
 BASE_FEATURES, MAX_FEATURES_2D, MAX_FEATURES_3D = 32, 512, 320
 
@@ -65,8 +54,9 @@ class ArchitecturePresetPlanner(ExperimentPlanner):
     estimate_per_byte: float
     memory_model: Optional[Callable[[Sequence[int], dict], float]] = None
     _estimate_network: Tuple[Optional[str], Optional[torch.nn.Module]] = (None, None)  # (topology, network)
+    preset: str
     preset_gb: float
-    reference_3d: float
+    reference_3d: float  # the ResEnc preset's reference values, before the estimate per byte
     reference_2d: float
     default_plans_name: str
 
@@ -79,8 +69,8 @@ class ArchitecturePresetPlanner(ExperimentPlanner):
                          overwrite_target_spacing, suppress_transpose)
         self.UNet_class = pydoc.locate(self.variant.class_path)
         self.UNet_reference_val_corresp_GB = self.preset_gb
-        self.UNet_reference_val_3d = self.reference_3d * self.estimate_per_byte
-        self.UNet_reference_val_2d = self.reference_2d * self.estimate_per_byte
+        self.UNet_reference_val_3d = reference_value(self.preset, 3, self.estimate_per_byte)
+        self.UNet_reference_val_2d = reference_value(self.preset, 2, self.estimate_per_byte)
         scale = self.variant.feature_scale
         self.UNet_base_num_features = max(1, round(BASE_FEATURES * scale))
         self.UNet_max_features_2d = max(1, round(MAX_FEATURES_2D * scale))
@@ -128,16 +118,11 @@ class ArchitecturePresetPlanner(ExperimentPlanner):
         estimate = self.static_estimate_VRAM_usage(plan["patch_size"], len(channels), len(self.dataset_json["labels"]),
                                                    entry["network_class_name"], entry["arch_kwargs"],
                                                    entry["_kw_requires_import"])
-        reference, ref_bs = ((self.UNet_reference_val_2d, self.UNet_reference_val_corresp_bs_2d) if dim == 2 else
-                             (self.UNet_reference_val_3d, self.UNet_reference_val_corresp_bs_3d))
-        reference *= self.UNet_vram_target_GB / self.UNet_reference_val_corresp_GB
-        fits = int(reference / float(estimate) * ref_bs)
+        fits = batch_within(estimate, dim, self.UNet_vram_target_GB, self.estimate_per_byte, self.preset)
         return max(min(plan["batch_size"], fits), self.UNet_min_batch_size)
 
     def generate_data_identifier(self, configuration_name: str) -> str:
-        if configuration_name in ("2d", "3d_fullres"):
-            return "nnUNetPlans_" + configuration_name
-        return self.plans_identifier + "_" + configuration_name
+        return data_identifier(self.plans_identifier, configuration_name)
 
 
 def planner_stem(variant_name: str) -> str:
@@ -157,7 +142,8 @@ def make_planner(variant: ArchitectureVariant, preset: str, estimate_per_byte: O
     return type(f"nnUNetPlanner{stem}{preset}", (ArchitecturePresetPlanner, base), {
         "__module__": __name__,
         "__doc__": f"{variant.name} ({variant.description}) planned for {gb:g} GB, like nnUNetPlannerResEnc{preset}.",
-        "variant": variant, "preset_gb": gb, "reference_3d": reference_3d, "reference_2d": reference_2d,
+        "variant": variant, "preset": preset, "preset_gb": gb, "reference_3d": reference_3d,
+        "reference_2d": reference_2d,
         "estimate_per_byte": ESTIMATE_PER_BYTE[variant.class_path] if estimate_per_byte is None
         else estimate_per_byte,
         "memory_model": staticmethod(memory_model) if memory_model else None,
@@ -169,6 +155,22 @@ PLANNERS: Dict[str, Type[ArchitecturePresetPlanner]] = {
     p.__name__: p for p in (make_planner(v, s) for v in VARIANTS.values() if v.class_path != RESENC_UNET
                             for s in RESENC_PRESETS)}
 globals().update(PLANNERS)  # importable by name, e.g. nnunet_archs.planning.planners.nnUNetPlannerKiUNetM
+# the names the loop above makes, spelled out so that a search for one lands here (tests/planning/test_custom.py
+# checks that they are exactly PLANNERS)
+__all__ = [
+    "ArchitecturePresetPlanner", "PLANNERS", "make_planner", "planner_name", "planner_stem",
+    "nnUNetPlannerPlainConvUNetM", "nnUNetPlannerPlainConvUNetL", "nnUNetPlannerPlainConvUNetXL",
+    "nnUNetPlannerKiUNetM", "nnUNetPlannerKiUNetL", "nnUNetPlannerKiUNetXL",
+    "nnUNetPlannerKiUNetMaxpoolM", "nnUNetPlannerKiUNetMaxpoolL", "nnUNetPlannerKiUNetMaxpoolXL",
+    "nnUNetPlannerKiUNetMinimalM", "nnUNetPlannerKiUNetMinimalL", "nnUNetPlannerKiUNetMinimalXL",
+    "nnUNetPlannerKiUNetUncappedM", "nnUNetPlannerKiUNetUncappedL", "nnUNetPlannerKiUNetUncappedXL",
+    "nnUNetPlannerKiUNetOriginalM", "nnUNetPlannerKiUNetOriginalL", "nnUNetPlannerKiUNetOriginalXL",
+    "nnUNetPlannerKiUNetCheckpointM", "nnUNetPlannerKiUNetCheckpointL", "nnUNetPlannerKiUNetCheckpointXL",
+    "nnUNetPlannerUIUNetM", "nnUNetPlannerUIUNetL", "nnUNetPlannerUIUNetXL",
+    "nnUNetPlannerUIUNetMinimalM", "nnUNetPlannerUIUNetMinimalL", "nnUNetPlannerUIUNetMinimalXL",
+    "nnUNetPlannerUIUNetOriginalM", "nnUNetPlannerUIUNetOriginalL", "nnUNetPlannerUIUNetOriginalXL",
+    "nnUNetPlannerUIUNetCheckpointM", "nnUNetPlannerUIUNetCheckpointL", "nnUNetPlannerUIUNetCheckpointXL",
+]
 
 
 def planner_name(variant_name: str, preset: str = "M") -> str:

@@ -1,19 +1,23 @@
-"""``nnunet-archs compare``: prepare the report folder, build the study's jobs, run them on an executor and write
-the report once every job has finished (or failed, or could not run because one it needs failed)."""
+"""``nnunet-archs compare``: check everything (``preflight``), prepare the report folder, build the study's jobs,
+run them on an executor and write the report once every job has finished (or failed, or could not run because one
+it needs failed)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional, Sequence
 
-from nnunet_archs.study.executors import SlurmOptions, SubmititExecutor
+from nnunet_archs.errors import UserError
+from nnunet_archs.study.executors import EXECUTORS, SlurmOptions, SubmititExecutor
 from nnunet_archs.study.jobs import StudyLayout, build_jobs, data_identifier
+from nnunet_archs.study.preflight import preflight
+from nnunet_archs.study.report import build_report, failures
 from nnunet_archs.study.scheduler import Scheduler, default_cpu_threads, write_commands
 from nnunet_archs.study.spec import StudySpec
+from nnunet_archs.training.environment import ext_trainers_path
 
 
 @dataclass
@@ -28,6 +32,14 @@ class ExecutionOptions:
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
     poll_seconds: float = 2.0
 
+    def __post_init__(self):
+        if self.executor not in EXECUTORS:
+            raise UserError(f"--executor must be one of {list(EXECUTORS)}, got {self.executor!r}")
+        for flag, value, minimum in (("--max-parallel", self.max_parallel, 1), ("--max-retries", self.max_retries, 0),
+                                     ("-np", self.processes, 1)):
+            if value is not None and value < minimum:
+                raise UserError(f"{flag} must be >= {minimum}, got {value}")
+
 
 def prepare_folder(spec: StudySpec, layout: StudyLayout, resume: bool, overwrite: bool) -> None:
     """Refuse to mix studies: an existing report folder needs ``--resume`` (with the same study) or ``--overwrite``
@@ -35,13 +47,13 @@ def prepare_folder(spec: StudySpec, layout: StudyLayout, resume: bool, overwrite
     report = layout.report
     study_file = report / "study.json"
     if report.exists() and not (resume or overwrite):
-        raise FileExistsError(f"{report} exists; pass --resume to continue that study or --overwrite to start it "
+        raise UserError(f"{report} exists; pass --resume to continue that study or --overwrite to start it "
                               f"over")
     if resume and study_file.exists():
         earlier = StudySpec.from_json(study_file.read_text())
         differences = earlier.differences(spec)
         if differences:
-            raise ValueError(f"{report} holds a study run with other settings ({', '.join(differences)} differ); "
+            raise UserError(f"{report} holds a study run with other settings ({', '.join(differences)} differ); "
                              f"pass the same arguments to --resume it, or --overwrite to start it over")
     if overwrite and report.exists():
         earlier = StudySpec.from_json(study_file.read_text()) if study_file.exists() else spec
@@ -73,19 +85,29 @@ def visible_gpus() -> List[int]:
     return list(range(torch.cuda.device_count()))  # indices into CUDA_VISIBLE_DEVICES, as CUDA numbers them
 
 
-def run_study(spec: StudySpec, layout: StudyLayout, planners: Dict[str, List[str]], options: ExecutionOptions,
-              resume: bool = False, overwrite: bool = False, log: Callable[[str], None] = print,
-              calibrations: List[str] = ()) -> Optional[Path]:
-    """Run (or continue) a study; returns the report's results.md, or None when jobs are still running (only with
-    ``options.wait`` off: run again with ``--resume`` to collect them)."""
+@dataclass
+class StudyOutcome:
+    """What a run of the driver left: the report (None while jobs still run, or when nothing was evaluated) and
+    the jobs that failed or could not run."""
+
+    layout: StudyLayout
+    results: Optional[Path]
+    failed: List[str]
+
+
+def run_study(spec: StudySpec, report: Path, options: ExecutionOptions, calibrations: Sequence[Path] = (),
+              resume: bool = False, overwrite: bool = False, log: Callable[[str], None] = print) -> StudyOutcome:
+    """Run (or continue) a study whose report folder is ``report``; ``calibrations`` are the calibration files of
+    networks given by import path. ``results`` stays None while jobs are still running (only with ``options.wait``
+    off: run again with ``--resume`` to collect them)."""
     start = time.time()
+    layout, planners = preflight(spec, report, calibrations, options.executor, resume, overwrite)
     prepare_folder(spec, layout, resume, overwrite)
     environment = {"nnUNet_raw": str(layout.raw.parent), "nnUNet_preprocessed": str(layout.preprocessed.parent),
                    "nnUNet_results": str(layout.results)}
-    from nnunet_archs.cli import ext_trainers_path
     environment["nnUNet_extTrainer"] = ext_trainers_path()
     jobs = build_jobs(spec, layout, planners, options.processes, preprocessed_identifiers(spec, layout), environment,
-                      calibrations)
+                      [str(Path(c).resolve()) for c in calibrations])
     write_commands(jobs, layout.report / "commands.sh", environment)
     gpus = visible_gpus() if spec.device.startswith("cuda") and options.executor == "local" else []
     max_parallel = options.max_parallel or (max(1, len(gpus) // spec.num_gpus) if gpus else 1)
@@ -101,17 +123,10 @@ def run_study(spec: StudySpec, layout: StudyLayout, planners: Dict[str, List[str
     if any(status == "running" for status in statuses.values()):
         running = sum(status == "running" for status in statuses.values())
         log(f"{running} job(s) still running; run the same command with --resume to collect them")
-        return None
-    from nnunet_archs.study.report import build_report
+        return StudyOutcome(layout, None, failures(layout))
     try:
-        report = build_report(layout.report, f"; this run {time.time() - start:.0f} s")
-    except ValueError as error:  # nothing was evaluated: every training failed
+        results = build_report(layout.report, f"; this run {time.time() - start:.0f} s").write()
+    except UserError as error:  # nothing was evaluated: every training failed
         log(f"no report: {error}")
-        return None
-    return report.write()
-
-
-def layout_for(dataset_folder_name: str, report: Path) -> StudyLayout:
-    return StudyLayout(Path(os.environ["nnUNet_raw"]) / dataset_folder_name,
-                       Path(os.environ["nnUNet_preprocessed"]) / dataset_folder_name,
-                       Path(os.environ["nnUNet_results"]), Path(report).resolve())
+        results = None
+    return StudyOutcome(layout, results, failures(layout))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from nnunet_archs.errors import UserError
 from nnunet_archs.study.runner import run_job
 
 EXECUTORS = ("local", "slurm")
@@ -45,12 +46,29 @@ class SlurmOptions:
     qos: Optional[str] = None
     extra: Dict[str, str] = field(default_factory=dict)  # other sbatch options, e.g. {"constraint": "a100"}
 
+    def __post_init__(self):
+        for name in ("gpus_per_job", "cpus_per_job"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UserError(f"--slurm-{name.replace('_', '-')} must be >= 1, got {value}")
+
+
+def parse_slurm_options(options: List[str]) -> Dict[str, str]:
+    """``--slurm-option KEY=VALUE`` (repeatable) as sbatch options without their dashes."""
+    extra = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key:
+            raise UserError(f"--slurm-option takes KEY=VALUE (an sbatch option without its dashes), got {option!r}")
+        extra[key.lstrip("-")] = value
+    return extra
+
 
 def parse_slurm_time(text: str) -> int:
     """sbatch's --time formats (minutes, MM:SS, HH:MM:SS, D-HH[:MM[:SS]]) as whole minutes."""
     match = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text.strip())
     if not match:
-        raise ValueError(f"--slurm-time must be minutes or [D-]HH:MM:SS, got {text!r}")
+        raise UserError(f"--slurm-time must be minutes or [D-]HH:MM:SS, got {text!r}")
     days, first, second, third = match.groups()
     if days is None and second is None:
         minutes = int(first)
@@ -59,7 +77,7 @@ def parse_slurm_time(text: str) -> int:
     else:
         minutes = int(days or 0) * 1440 + int(first) * 60 + int(second or 0) + int(third or 0) / 60
     if minutes <= 0:
-        raise ValueError(f"--slurm-time must be positive, got {text!r}")
+        raise UserError(f"--slurm-time must be positive, got {text!r}")
     return max(1, round(minutes))
 
 
@@ -67,7 +85,7 @@ class SubmititExecutor:
     def __init__(self, kind: str, folder: Path, max_parallel: int, slurm: Optional[SlurmOptions] = None):
         import submitit
         if kind not in EXECUTORS:
-            raise ValueError(f"--executor must be one of {list(EXECUTORS)}, got {kind!r}")
+            raise UserError(f"--executor must be one of {list(EXECUTORS)}, got {kind!r}")
         self.kind, self.max_parallel, self.slurm = kind, max_parallel, slurm or SlurmOptions()
         self.executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=kind)
         self.handles: Dict[str, object] = {}  # job id -> submitit Job, for jobs submitted by this driver

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set
 
+from nnunet_archs.planning.identifiers import data_identifier as plans_data_identifier
 from nnunet_archs.study.spec import StudySpec, safe
+from nnunet_archs.training.environment import EPOCH_LOG
 
 BIN = Path(sys.executable).parent
 TRAINER = "nnUNetTrainerBudget"  # nnU-Net's trainer, with the study's budget and per-epoch GPU memory log
@@ -34,7 +36,8 @@ class Job:
 
 @dataclass(frozen=True)
 class StudyLayout:
-    """Where a study reads and writes: nnU-Net's folders for the dataset, and the report folder."""
+    """Where a study reads and writes: nnU-Net's folders for the dataset, and the report folder; and what its
+    jobs are called. The job graph and the report both ask this object, so they cannot disagree on a name."""
 
     raw: Path
     preprocessed: Path
@@ -45,12 +48,27 @@ class StudyLayout:
     def jobs(self) -> Path:
         return self.report / "jobs"
 
+    def job_folder(self, name: str) -> Path:
+        return self.jobs / name
+
+    @staticmethod
+    def training_job(architecture: str, fold: int) -> str:
+        return f"train_{safe(architecture)}_fold{fold}"
+
+    @staticmethod
+    def evaluation_job(architecture: str, fold: int) -> str:
+        return f"evaluate_{safe(architecture)}_fold{fold}"
+
     def results_folder(self, spec: StudySpec, architecture: str) -> Path:
         return self.results / self.raw.name / \
             f"{TRAINER}__{spec.plans_name(architecture)}__{spec.training_configuration}"
 
     def fold_folder(self, spec: StudySpec, architecture: str, fold: int) -> Path:
         return self.results_folder(spec, architecture) / f"fold_{fold}"
+
+    def epoch_log(self, spec: StudySpec, architecture: str, fold: int) -> Path:
+        """What our trainer logs each epoch (time, peak GPU memory) into the fold's folder."""
+        return self.fold_folder(spec, architecture, fold) / EPOCH_LOG
 
     def fold_metrics(self, architecture: str, fold: int) -> Path:
         return self.report / "metrics" / f"{safe(architecture)}_fold{fold}.csv"
@@ -69,11 +87,9 @@ class StudyLayout:
 
 
 def data_identifier(spec: StudySpec, architecture: str) -> str:
-    """The preprocessed-data identifier a network's plans will name: our presets and nnU-Net's ResEnc presets
-    share the default planner's 2d/3d_fullres data; other configurations are per plans file."""
-    if spec.configuration in ("2d", "3d_fullres"):
-        return f"nnUNetPlans_{spec.configuration}"
-    return f"{spec.plans_name(architecture)}_{spec.configuration}"
+    """The preprocessed-data identifier a network's plans will name (our presets and nnU-Net's ResEnc presets
+    share the default planner's 2d/3d_fullres data)."""
+    return plans_data_identifier(spec.plans_name(architecture), spec.configuration)
 
 
 def build_jobs(spec: StudySpec, layout: StudyLayout, planners: Dict[str, List[str]], processes: int = 1,
@@ -137,12 +153,12 @@ def build_jobs(spec: StudySpec, layout: StudyLayout, planners: Dict[str, List[st
         trainings = []
         for fold in spec.folds:
             extra = ["-num_gpus", str(spec.num_gpus)] if spec.num_gpus > 1 else []
-            train = add(f"train_{safe(a)}_fold{fold}", "train", "nnUNetv2_train", d, spec.training_configuration,
+            train = add(layout.training_job(a, fold), "train", "nnUNetv2_train", d, spec.training_configuration,
                         str(fold),
                         "-p", spec.plans_name(a), "-tr", TRAINER, "-device", spec.device.split(":")[0], *extra,
                         deps=[ready_data[a], splits], env=train_env, gpus=gpus, resumable=True)
             trainings.append(train)
-            add(f"evaluate_{safe(a)}_fold{fold}", "evaluate", "nnunet-archs", "evaluate", "--reference",
+            add(layout.evaluation_job(a, fold), "evaluate", "nnunet-archs", "evaluate", "--reference",
                 str(layout.raw / "labelsTr"), "--prediction", str(layout.fold_folder(spec, a, fold) / "validation"),
                 "--dataset-json", str(layout.raw / "dataset.json"), "--architecture", a, "--fold", str(fold),
                 "-o", str(layout.fold_metrics(a, fold)), *metric_args, deps=[train])

@@ -11,20 +11,32 @@ Conventions for empty masks (stated in every report):
 from __future__ import annotations
 
 import csv
+import io
 import math
-import os
 import warnings
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from nnunet_archs.study.spec import METRICS
+from nnunet_archs.errors import UserError
+from nnunet_archs.files import write_text_atomically
 
+METRICS = ("Dice", "NSD", "HD95")
+# higher is better for every metric but HD95
+LOWER_IS_BETTER = {"HD95"}
 COLUMNS = ["architecture", "fold", "case", "label", "metric", "value"]
 EMPTY_CONVENTIONS = ("Empty masks: both empty -> Dice, NSD and HD95 are NaN (the case does not count for that label, "
                      "nnU-Net's Dice convention); one empty -> Dice 0, NSD 0, HD95 NaN (left out of the HD95 mean and "
                      "tests, and counted).")
+
+
+def check_metrics(metrics: Sequence[str], tolerance_mm: float) -> None:
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics:
+        raise UserError(f"unknown metric(s) {unknown}; choose from {list(METRICS)}")
+    if not tolerance_mm > 0:
+        raise UserError(f"--nsd-tolerance must be > 0 (mm), got {tolerance_mm:g}")
 
 
 def surface_metrics(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float],
@@ -66,15 +78,19 @@ def label_regions(dataset_json: dict) -> Dict[str, object]:
 def evaluate_folder(reference_folder: Path, prediction_folder: Path, dataset_json: dict, architecture: str, fold: str,
                     metrics: Sequence[str] = METRICS, tolerance_mm: float = 2.0) -> List[dict]:
     """Tidy rows for every prediction in ``prediction_folder`` (each must have its reference)."""
+    check_metrics(metrics, tolerance_mm)
+    for folder in (reference_folder, prediction_folder):
+        if not Path(folder).is_dir():
+            raise UserError(f"{folder} is not a folder")
     from nnunetv2.evaluation.evaluate_predictions import compute_metrics, region_or_label_to_mask
     from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
     ending = dataset_json["file_ending"]
     predictions = sorted(p for p in Path(prediction_folder).iterdir() if p.name.endswith(ending))
     if not predictions:
-        raise ValueError(f"no predictions ending in {ending} in {prediction_folder}")
+        raise UserError(f"no predictions ending in {ending} in {prediction_folder}")
     missing = [p.name for p in predictions if not (Path(reference_folder) / p.name).exists()]
     if missing:
-        raise ValueError(f"no reference in {reference_folder} for {missing}")
+        raise UserError(f"no reference in {reference_folder} for {missing}")
     reader = determine_reader_writer_from_dataset_json(dataset_json, str(predictions[0]))()
     regions = label_regions(dataset_json)
     ignore = dataset_json["labels"].get("ignore")
@@ -98,11 +114,10 @@ def evaluate_folder(reference_folder: Path, prediction_folder: Path, dataset_jso
 
 
 def write_rows(rows: List[dict], path: Path) -> None:
-    """Write the tidy CSV through a temporary file, so that a killed job never leaves half a table."""
+    """Write the tidy CSV whole or not at all: a killed job never leaves half a table."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(temporary, path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomically(path, text.getvalue())

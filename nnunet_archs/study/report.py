@@ -14,10 +14,11 @@ from typing import Dict, List, Optional
 import numpy as np
 import pandas as pd
 
-from nnunet_archs.study.jobs import StudyLayout, safe
-from nnunet_archs.study.metrics import COLUMNS, EMPTY_CONVENTIONS
+from nnunet_archs.errors import UserError
+from nnunet_archs.study.jobs import StudyLayout
+from nnunet_archs.study.metrics import COLUMNS, EMPTY_CONVENTIONS, LOWER_IS_BETTER
 from nnunet_archs.study.runner import DONE, FAILED, read_marker
-from nnunet_archs.study.spec import LOWER_IS_BETTER, StudySpec
+from nnunet_archs.study.spec import StudySpec
 from nnunet_archs.study.statistics import MEAN_LABEL, StudyStatistics, analyse
 
 ALPHA = 0.05
@@ -55,10 +56,10 @@ def training_costs(spec: StudySpec, layout: StudyLayout) -> Dict[str, TrainingCo
         cost = TrainingCost(gpus=spec.num_gpus if spec.device.startswith("cuda") else 0)
         peaks = []
         for fold in spec.folds:
-            done = read_marker(layout.jobs / f"train_{safe(architecture)}_fold{fold}", DONE)
+            done = read_marker(layout.job_folder(layout.training_job(architecture, fold)), DONE)
             if done:
                 cost.seconds_per_fold[fold] = done["seconds"]
-            epochs = layout.fold_folder(spec, architecture, fold) / "nnunet_archs_epochs.jsonl"
+            epochs = layout.epoch_log(spec, architecture, fold)
             if epochs.exists():
                 peaks += [json.loads(line).get("max_memory_allocated_bytes") for line in epochs.read_text().split("\n")
                           if line.strip()]
@@ -81,16 +82,18 @@ def failures(layout: StudyLayout) -> List[str]:
     return lines
 
 
-def training_jobs(layout: StudyLayout) -> List[List[str]]:
+def training_jobs(spec: StudySpec, layout: StudyLayout) -> List[List[str]]:
     """Every training's attempts and the executor's job ids (SLURM job ids on a cluster), from state.json."""
     state_path = layout.report / "state.json"
     if not state_path.exists():
         return []
+    records = json.loads(state_path.read_text())["jobs"]
     rows = []
-    for name, record in json.loads(state_path.read_text())["jobs"].items():
-        if not name.startswith("train_") or not record["attempts"]:
+    for name in (layout.training_job(a, f) for a in spec.architectures for f in spec.folds):
+        record = records.get(name)
+        if not record or not record["attempts"]:
             continue
-        done = read_marker(layout.jobs / name, DONE)
+        done = read_marker(layout.job_folder(name), DONE)
         rows.append([name, str(len(record["attempts"])), ", ".join(
             f"{a['executor']} {a['job_id']} ({a['status']})" for a in record["attempts"]),
             f"{done['seconds']:.0f}" if done else "-"])
@@ -377,13 +380,16 @@ class Report:
 
 def build_report(report_folder: Path, header_extra: str = "") -> Report:
     """Assemble the per-case tables, run the statistics and prepare the report of a study folder."""
+    for needed in ("study.json", "layout.json"):
+        if not (report_folder / needed).exists():
+            raise UserError(f"{report_folder} is not a study report folder: {needed} is missing")
     spec = StudySpec.from_json((report_folder / "study.json").read_text())
     layout_data = json.loads((report_folder / "layout.json").read_text())
     layout = StudyLayout(**{k: Path(v) for k, v in layout_data.items()})
     table = assemble([layout.fold_metrics(a, f) for a in spec.architectures for f in spec.folds],
                      report_folder / "per_case.csv")
     if table is None:
-        raise ValueError(f"{report_folder} has no per-case metrics yet (metrics/*.csv or per_case.csv)")
+        raise UserError(f"{report_folder} has no per-case metrics yet (metrics/*.csv or per_case.csv)")
     statistics = analyse(table, spec.architectures, spec.baseline, spec.metrics, spec.seed, spec.bootstrap_resamples)
     test_table = assemble([layout.test_metrics(a) for a in spec.architectures], report_folder / "per_case_test.csv")
     test_statistics = None if test_table is None else analyse(
@@ -395,4 +401,4 @@ def build_report(report_folder: Path, header_extra: str = "") -> Report:
               f"{spec.budget}, device {spec.device}, baseline {spec.baseline}, NSD tolerance "
               f"{spec.nsd_tolerance_mm:g} mm, seed {spec.seed}{header_extra}")
     return Report(spec, layout, table, statistics, test_table, test_statistics, costs, training_costs(spec, layout),
-                  failures(layout), training_jobs(layout), header)
+                  failures(layout), training_jobs(spec, layout), header)

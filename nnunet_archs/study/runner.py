@@ -16,15 +16,10 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from nnunet_archs.files import write_json_atomically
+from nnunet_archs.training.environment import thread_variables
+
 DONE, FAILED, RUNNING = "done.json", "failed.json", "running.json"
-
-
-def write_json_atomically(path: Path, data: dict) -> None:
-    """Write to a temporary file beside ``path`` and rename it: readers see the old or the new file, never a
-    partial one."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=1))
-    os.replace(temporary, path)
 
 
 def read_marker(job_dir: Path, name: str) -> Optional[dict]:
@@ -39,7 +34,7 @@ def allocated_threads() -> Dict[str, str]:
     of the node otherwise, and jobs sharing a node then oversubscribe it (spinning OpenMP threads made each of two
     CPU trainings on a 2-core node 3-5x slower). Variables the job sets itself win."""
     cpus = os.environ.get("SLURM_CPUS_PER_TASK") or os.environ.get("SLURM_CPUS_ON_NODE")
-    return {"OMP_NUM_THREADS": cpus, "NNUNET_ARCHS_THREADS": cpus} if cpus else {}
+    return thread_variables(cpus) if cpus else {}
 
 
 def run_job(job_dir: str, command: List[str], env: Dict[str, str], attempt: int) -> dict:

@@ -15,9 +15,11 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+from nnunet_archs.files import write_json_atomically
 from nnunet_archs.study.executors import Submission, SubmititExecutor
 from nnunet_archs.study.jobs import Job, resumed_command
-from nnunet_archs.study.runner import DONE, FAILED, read_marker, write_json_atomically
+from nnunet_archs.study.runner import DONE, FAILED, read_marker
+from nnunet_archs.training.environment import thread_variables
 
 FINISHED = ("done", "failed", "blocked")
 
@@ -98,7 +100,7 @@ class Scheduler:
             if job.gpus:
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpu_ids))
             if self.cpu_threads:
-                env.update(OMP_NUM_THREADS=str(self.cpu_threads), NNUNET_ARCHS_THREADS=str(self.cpu_threads))
+                env.update(thread_variables(self.cpu_threads))
         folder = self.folder(job.name)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / FAILED).unlink(missing_ok=True)

@@ -12,9 +12,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Dict, List, Optional
 
-METRICS = ("Dice", "NSD", "HD95")
-# higher is better for every metric but HD95
-LOWER_IS_BETTER = {"HD95"}
+from nnunet_archs.errors import UserError
+from nnunet_archs.planning.memory import check_memory_target
+from nnunet_archs.study.metrics import METRICS, check_metrics
+from nnunet_archs.training.environment import training_variables
+
 FOLDS = (0, 1, 2, 3, 4)
 
 
@@ -36,14 +38,14 @@ class Budget:
         return text + (", mirroring" if self.mirroring else ", no mirroring")
 
     def environment(self) -> Dict[str, str]:
-        """The variables our trainers read (nnunet_archs.training.trainers)."""
-        env = {"NNUNET_ARCHS_NO_MIRRORING": "0" if self.mirroring else "1"}
-        for variable, value in (("NNUNET_ARCHS_EPOCHS", self.epochs), ("NNUNET_ARCHS_ITERATIONS", self.iterations),
-                                ("NNUNET_ARCHS_VAL_ITERATIONS", self.val_iterations),
-                                ("NNUNET_ARCHS_MINUTES", self.minutes)):
-            if value is not None:
-                env[variable] = str(value)
-        return env
+        """The variables our trainers read (nnunet_archs.training.environment)."""
+        return training_variables(self.epochs, self.iterations, self.val_iterations, self.minutes, self.mirroring)
+
+    def validate(self) -> None:
+        for name in ("epochs", "iterations", "val_iterations", "minutes"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise UserError(f"--{name.replace('_', '-')} must be > 0, got {value:g}")
 
 
 @dataclass
@@ -73,38 +75,34 @@ class StudySpec:
         self.validate()
 
     def validate(self) -> None:
-        """Every check that can fail on the user's input, raised as ValueError before anything runs."""
+        """Every check that can fail on the user's input, raised as a UserError before anything runs."""
         if len(self.architectures) < 1:
-            raise ValueError("--architectures needs at least one architecture")
+            raise UserError("--architectures needs at least one architecture")
         if len({self.plans_name(a) for a in self.architectures}) != len(self.architectures):
-            raise ValueError(f"architectures must be distinct (and import paths must end in distinct class names), "
+            raise UserError(f"architectures must be distinct (and import paths must end in distinct class names), "
                              f"got {self.architectures}")
         if self.baseline not in self.architectures:
-            raise ValueError(f"--baseline {self.baseline!r} is not among the architectures {self.architectures}")
-        unknown = [m for m in self.metrics if m not in METRICS]
-        if unknown or not self.metrics:
-            raise ValueError(f"unknown metric(s) {unknown}; choose from {list(METRICS)}")
+            raise UserError(f"--baseline {self.baseline!r} is not among the architectures {self.architectures}")
+        check_metrics(self.metrics, self.nsd_tolerance_mm)
+        if len(self.folds) < 2:
+            raise UserError(f"--folds needs at least 2 folds, got {self.folds}: a study reports the spread over folds "
+                            f"and ensembles the fold models on the test set (train a single fold with "
+                            f"nnUNetv2_train)")
         bad_folds = [f for f in self.folds if f not in FOLDS]
-        if bad_folds or not self.folds or len(set(self.folds)) != len(self.folds):
-            raise ValueError(f"--folds must be distinct values out of {list(FOLDS)}, got {self.folds}")
-        if not self.nsd_tolerance_mm > 0:
-            raise ValueError(f"--nsd-tolerance must be > 0 (mm), got {self.nsd_tolerance_mm:g}")
-        if not self.gpu_memory_target > 0:
-            raise ValueError(f"-gpu_memory_target must be > 0 (GB), got {self.gpu_memory_target:g}")
+        if bad_folds or len(set(self.folds)) != len(self.folds):
+            raise UserError(f"--folds must be distinct values out of {list(FOLDS)}, got {self.folds}")
+        check_memory_target(self.gpu_memory_target)
         if self.bootstrap_resamples < 100:
-            raise ValueError(f"--bootstrap must be >= 100 resamples, got {self.bootstrap_resamples}")
+            raise UserError(f"--bootstrap must be >= 100 resamples, got {self.bootstrap_resamples}")
         if self.num_gpus < 1:
-            raise ValueError(f"--num-gpus must be >= 1, got {self.num_gpus}")
+            raise UserError(f"--num-gpus must be >= 1, got {self.num_gpus}")
         if self.num_gpus > 1 and not self.device.startswith("cuda"):
-            raise ValueError(f"--num-gpus {self.num_gpus} needs -device cuda")
+            raise UserError(f"--num-gpus {self.num_gpus} needs -device cuda")
         if self.scale_batch and self.num_gpus < 2:
-            raise ValueError("--scale-batch multiplies the batch by --num-gpus, which must then be >= 2")
-        for name in ("epochs", "iterations", "val_iterations", "minutes"):
-            value = getattr(self.budget, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {value:g}")
+            raise UserError("--scale-batch multiplies the batch by --num-gpus, which must then be >= 2")
+        self.budget.validate()
         if not re.fullmatch(r"[A-Za-z0-9]+(_[A-Za-z0-9]+)*", self.study_id):
-            raise ValueError(f"study id {self.study_id!r} must be letters and digits joined by single underscores")
+            raise UserError(f"study id {self.study_id!r} must be letters and digits joined by single underscores")
 
     @property
     def training_configuration(self) -> str:

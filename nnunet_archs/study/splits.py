@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import List, Sequence
 
-from nnunet_archs.study.runner import write_json_atomically
+from nnunet_archs.errors import UserError
+from nnunet_archs.files import write_json_atomically
 
 
 def training_cases(raw_folder: Path) -> List[str]:
@@ -17,14 +18,14 @@ def training_cases(raw_folder: Path) -> List[str]:
 
 def check_splits(splits: list, folds: Sequence[int], cases: Sequence[str], path: Path) -> None:
     if not isinstance(splits, list) or not all(isinstance(s, dict) and {"train", "val"} <= set(s) for s in splits):
-        raise ValueError(f"{path} is not an nnU-Net split file (a list of {{'train': [...], 'val': [...]}})")
+        raise UserError(f"{path} is not an nnU-Net split file (a list of {{'train': [...], 'val': [...]}})")
     beyond = [f for f in folds if f >= len(splits)]
     if beyond:
-        raise ValueError(f"{path} defines {len(splits)} fold(s) (0-{len(splits) - 1}); the requested folds {beyond} "
+        raise UserError(f"{path} defines {len(splits)} fold(s) (0-{len(splits) - 1}); the requested folds {beyond} "
                          f"are not among them (nnU-Net would silently train a random 80:20 split instead)")
     unknown = sorted({c for f in folds for c in splits[f]["train"] + splits[f]["val"]} - set(cases))
     if unknown:
-        raise ValueError(f"{path} names cases that are not in the dataset: {unknown[:5]}")
+        raise UserError(f"{path} names cases that are not in the dataset: {unknown[:5]}")
 
 
 def ensure_splits(raw_folder: Path, preprocessed_folder: Path, folds: Sequence[int]) -> Path:

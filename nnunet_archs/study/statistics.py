@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from nnunet_archs.study.metrics import COLUMNS
-from nnunet_archs.study.spec import LOWER_IS_BETTER
+from nnunet_archs.errors import UserError
+from nnunet_archs.study.metrics import COLUMNS, LOWER_IS_BETTER
 
 MEAN_LABEL = "mean"
 
@@ -78,7 +78,7 @@ class StudyStatistics:
 def check_table(table: pd.DataFrame) -> None:
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
-        raise ValueError(f"the per-case table lacks column(s) {missing}; it needs {COLUMNS}")
+        raise UserError(f"the per-case table lacks column(s) {missing}; it needs {COLUMNS}")
 
 
 def case_matrix(table: pd.DataFrame, metric: str, label: str) -> pd.DataFrame:
@@ -146,7 +146,7 @@ def analyse(table: pd.DataFrame, architectures: Sequence[str], baseline: str, me
     """Everything the report shows, for each metric and each label plus the label mean."""
     check_table(table)
     if baseline not in architectures:
-        raise ValueError(f"baseline {baseline!r} is not among the architectures {list(architectures)}")
+        raise UserError(f"baseline {baseline!r} is not among the architectures {list(architectures)}")
     table = table.assign(fold=table["fold"].astype(str))
     result = StudyStatistics(baseline, seed, resamples)
     labels = [MEAN_LABEL] + sorted(table["label"].astype(str).unique())

@@ -2,7 +2,7 @@
 
 Stock ``nnUNetv2_train -tr NAME`` and ``nnUNetv2_predict`` find them through ``nnUNet_extTrainer`` (see
 ``nnunet-archs trainers-path``). They keep nnU-Net's schedule (1000 epochs of 250 iterations); the environment
-variables in ``BUDGET_VARIABLES`` shorten it for smoke tests and ``nnunet-archs compare``. Plans made for
+variables of ``environment.VARIABLES`` shorten it for smoke tests and ``nnunet-archs compare``. Plans made for
 these nets (``nnunet-archs plan_and_preprocess -pl nnUNetPlannerKiUNetM``) need no special trainer at all:
 stock ``nnUNetTrainer`` trains them.
 """
@@ -21,55 +21,18 @@ from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 from torch import nn
 
+from nnunet_archs.planning.memory import MEMORY_WARNING_FACTOR, activation_memory_factor
 from nnunet_archs.registry import ArchitectureVariant, get_variant
+from nnunet_archs.training import environment
 
-# name -> meaning; each must be an integer >= 1 (NO_MIRRORING: 1 turns mirroring augmentation and TTA off)
-BUDGET_VARIABLES = {
-    "NNUNET_ARCHS_EPOCHS": "num_epochs",
-    "NNUNET_ARCHS_ITERATIONS": "num_iterations_per_epoch",
-    "NNUNET_ARCHS_VAL_ITERATIONS": "num_val_iterations_per_epoch",
-}
-NO_MIRRORING_VARIABLE = "NNUNET_ARCHS_NO_MIRRORING"
-# CPU threads of one training: nnUNetv2_train takes every core on CPU (torch.set_num_threads(cpu_count())), which
-# oversubscribes the machine when compare runs trainings side by side
-THREADS_VARIABLE = "NNUNET_ARCHS_THREADS"
-MINUTES_VARIABLE = "NNUNET_ARCHS_MINUTES"  # wall-clock training budget: training stops after the epoch that spends it
-# one JSON line per epoch (epoch, seconds, device, peak CUDA memory), written by rank 0 into the fold's folder
-EPOCH_LOG = "nnunet_archs_epochs.jsonl"
 # progress.png is redrawn at most this often (and after the last epoch); see ThrottledProgressPlot
 PROGRESS_PLOT_SECONDS = 60.0
-# warn when the swapped-in net needs this much more activation memory than the net the plans were sized for
-MEMORY_WARNING_FACTOR = 1.1
-
-
-def _positive_integer(variable: str) -> Optional[int]:
-    value = os.environ.get(variable)
-    if value is not None and (not value.isdigit() or int(value) < 1):
-        raise ValueError(f"{variable} must be an integer >= 1, got {value!r}")
-    return None if value is None else int(value)
-
-
-def _budget_from_environment() -> Dict[str, int]:
-    budget = {attribute: _positive_integer(variable) for variable, attribute in BUDGET_VARIABLES.items()}
-    return {attribute: value for attribute, value in budget.items() if value is not None}
-
-
-def _minutes_from_environment() -> Optional[float]:
-    value = os.environ.get(MINUTES_VARIABLE)
-    if value is None:
-        return None
-    try:
-        minutes = float(value)
-    except ValueError:
-        minutes = 0
-    if not minutes > 0:
-        raise ValueError(f"{MINUTES_VARIABLE} must be a number of minutes > 0, got {value!r}")
-    return minutes
 
 
 def limit_cpu_threads(device: torch.device) -> None:
-    """On CPU, use ``THREADS_VARIABLE`` threads when it is set (nnU-Net's choice, every core, otherwise)."""
-    threads = _positive_integer(THREADS_VARIABLE)
+    """On CPU, use ``environment.THREADS`` threads when it is set (nnU-Net's choice, every core, otherwise):
+    nnUNetv2_train takes every core, which oversubscribes the machine when compare runs trainings side by side."""
+    threads = environment.positive_integer(environment.THREADS)
     if threads is not None and device.type == "cpu":
         torch.set_num_threads(threads)
 
@@ -91,7 +54,7 @@ def decided_by_rank_zero(decision: bool, device: torch.device) -> bool:
 
 
 def epoch_record(epoch: int, seconds: float, device: torch.device) -> dict:
-    """One line of ``EPOCH_LOG``; the peak is that of the CUDA allocator since the epoch began (reset in
+    """One line of ``environment.EPOCH_LOG``; the peak is that of the CUDA allocator since the epoch began (reset in
     ``on_epoch_start``) and ``None`` on other devices, which have no such counter."""
     peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
     return {"epoch": int(epoch), "epoch_seconds": round(float(seconds), 3), "device": device.type,
@@ -121,8 +84,8 @@ class ThrottledProgressPlot:
 
 
 class nnUNetTrainerBudget(nnUNetTrainer):
-    """nnUNetTrainer whose schedule can be shortened through ``BUDGET_VARIABLES`` and ``MINUTES_VARIABLE``
-    (nnU-Net's schedule when unset), and which records each epoch's time and peak GPU memory in ``EPOCH_LOG``."""
+    """nnUNetTrainer whose schedule the variables of ``environment.VARIABLES`` can shorten (nnU-Net's schedule
+    when unset), and which records each epoch's time and peak GPU memory in ``environment.EPOCH_LOG``."""
 
     # the budget's clock; only rank 0's reading counts under DDP (see ``budget_spent``)
     clock = staticmethod(time.monotonic)
@@ -130,9 +93,9 @@ class nnUNetTrainerBudget(nnUNetTrainer):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        for attribute, value in _budget_from_environment().items():
+        for attribute, value in environment.schedule().items():
             setattr(self, attribute, value)
-        self.budget_minutes = _minutes_from_environment()
+        self.budget_minutes = environment.budget_minutes()
         self.budget_start = self.clock()
         limit_cpu_threads(self.device)
         self.logger = ThrottledProgressPlot(self.logger, PROGRESS_PLOT_SECONDS,
@@ -171,21 +134,21 @@ class nnUNetTrainerBudget(nnUNetTrainer):
         return decided_by_rank_zero(spent, self.device)
 
     def write_epoch_record(self) -> None:
-        """Append the epoch just finished to ``EPOCH_LOG`` and the training log (rank 0 only); the seconds are
-        nnU-Net's own "Epoch time"."""
+        """Append the epoch just finished to ``environment.EPOCH_LOG`` and the training log (rank 0 only); the
+        seconds are nnU-Net's own "Epoch time"."""
         if self.local_rank != 0:
             return
         seconds = (self.logger.get_value("epoch_end_timestamps", step=-1)
                    - self.logger.get_value("epoch_start_timestamps", step=-1))
         line = json.dumps(epoch_record(self.current_epoch - 1, seconds, self.device))
-        with open(os.path.join(self.output_folder, EPOCH_LOG), "a") as log:
+        with open(os.path.join(self.output_folder, environment.EPOCH_LOG), "a") as log:
             log.write(line + "\n")
         self.print_to_log_file(f"nnunet-archs epoch record: {line}")
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         rotation, dummy_2d, initial_patch_size, mirror_axes = \
             super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
-        if os.environ.get(NO_MIRRORING_VARIABLE) == "1":
+        if os.environ.get(environment.NO_MIRRORING) == "1":
             mirror_axes = None
             self.inference_allowed_mirroring_axes = None
         return rotation, dummy_2d, initial_patch_size, mirror_axes
@@ -236,24 +199,6 @@ class ArchitectureTrainer(nnUNetTrainerBudget):
                 f"instead: nnunet-archs plan_and_preprocess -d {self.plans_manager.dataset_name} "
                 f"-pl nnUNetPlanner{architecture}M (or L/XL), then train with -p nnUNet{architecture}MPlans.",
                 also_print_to_console=True)
-
-
-def activation_memory_factor(configuration_manager: ConfigurationManager, planned_batch_size: int,
-                             variant: ArchitectureVariant, num_input_channels: int, num_output_channels: int) -> float:
-    """Estimated activation memory of ``variant`` at the configuration's patch and (possibly overridden) batch
-    size, relative to the network and batch size the plans were sized for."""
-    cm = configuration_manager
-    patch = list(cm.patch_size)
-    with torch.device("meta"):  # the estimates read the structure only: no parameter memory, no initialization
-        planned = get_network_from_plans(cm.network_arch_class_name, cm.network_arch_init_kwargs,
-                                         cm.network_arch_init_kwargs_req_import, num_input_channels,
-                                         num_output_channels, allow_init=False)
-        ours = get_network_from_plans(variant.class_path,
-                                      variant.arch_kwargs(cm.network_arch_class_name, cm.network_arch_init_kwargs),
-                                      cm.network_arch_init_kwargs_req_import, num_input_channels, num_output_channels,
-                                      allow_init=False)
-    return (float(ours.compute_conv_feature_map_size(patch)) * cm.batch_size
-            / (float(planned.compute_conv_feature_map_size(patch)) * planned_batch_size))
 
 
 @dataclass(frozen=True)

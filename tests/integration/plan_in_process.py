@@ -3,7 +3,6 @@ batch, architecture). The planners' networks are built on the meta device: the e
 and real weights would make a ResEnc XL planning instantiate dozens of 100M-parameter networks."""
 from __future__ import annotations
 
-import argparse
 from typing import List
 
 import torch
@@ -16,13 +15,13 @@ def plan_all(nnunet: NNUNetEnvironment, specs: List[dict]) -> List[dict]:
     preset, gpu_memory_target)}`` each, planned in ``nnunet``'s folders under plans names of their own."""
     from nnunetv2.experiment_planning.plan_and_preprocess_api import plan_experiment_dataset
 
-    from nnunet_archs.cli import find_planner
+    from nnunet_archs.planning.lookup import find_planner
     planned = []
     with nnunet.variables():
         for index, spec in enumerate(specs):
-            options = argparse.Namespace(**{key: spec.get(key) for key in
-                                            ("network", "kwargs", "calibration", "preset", "gpu_memory_target")})
-            planner = find_planner(spec["pl"], options)
+            options = {key: spec.get(key) for key in ("network", "kwargs", "calibration", "preset",
+                                                      "gpu_memory_target")}
+            planner = find_planner(spec["pl"], **options)
             with torch.device("meta"):
                 plans, _ = plan_experiment_dataset(spec["d"], planner, spec.get("gpu_memory_target"),
                                                    overwrite_plans_name=f"in_process_{index}")

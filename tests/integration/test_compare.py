@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nnunet_archs.training.trainers import EPOCH_LOG
+from nnunet_archs.training.environment import EPOCH_LOG
 from tests.integration.conftest import BIN, CUSTOM_NETWORK, DATASET_2D
 
 pytestmark = pytest.mark.slow(330)

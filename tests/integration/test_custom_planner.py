@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from nnunet_archs.planning.planners import RESENC_PRESETS, planner_name
+from nnunet_archs.planning.memory import RESENC_PRESETS
+from nnunet_archs.planning.planners import planner_name
 from tests.integration.conftest import DATASET_3D, claim_large_images
 from tests.integration.plan_in_process import plan_all
 

@@ -8,7 +8,8 @@ import pytest
 
 from nnunet_archs.cli import main
 from nnunet_archs.planning.custom import choose_preset, custom_planner
-from nnunet_archs.planning.planners import PLANNERS, RESENC_PRESETS
+from nnunet_archs.planning.memory import RESENC_PRESETS
+from nnunet_archs.planning.planners import PLANNERS
 
 ATTRIBUTES = ("__name__", "variant", "estimate_per_byte", "memory_model", "preset_gb", "reference_3d", "reference_2d",
               "default_plans_name")
@@ -22,6 +23,12 @@ def test_every_named_planner_is_the_custom_planner_of_its_variant(name):
                    custom_planner(named.variant.name, gpu_memory_target=RESENC_PRESETS[preset][0])):
         assert [getattr(custom, a) for a in ATTRIBUTES] == [getattr(named, a) for a in ATTRIBUTES]
         assert [b.__name__ for b in custom.__mro__] == [b.__name__ for b in named.__mro__]
+
+
+def test_every_generated_planner_name_is_spelled_in_the_planners_module():
+    from nnunet_archs.planning import planners
+    assert {n for n in planners.__all__ if n.startswith("nnUNetPlanner")} == set(PLANNERS)
+    assert all(hasattr(planners, n) for n in planners.__all__)
 
 
 def test_resenc_is_planned_with_nnunets_resenc_planner():

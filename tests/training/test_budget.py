@@ -10,7 +10,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from nnunetv2.training.logging.nnunet_logger import MetaLogger
 
-from nnunet_archs.training.trainers import EPOCH_LOG, ThrottledProgressPlot, nnUNetTrainerBudget
+from nnunet_archs.training.environment import EPOCH_LOG
+from nnunet_archs.training.trainers import ThrottledProgressPlot, nnUNetTrainerBudget
 
 WORLD_SIZE = 2
 SECONDS_PER_EPOCH = {0: 25.0, 1: 45.0}  # rank 1's clock runs ahead: alone it would stop one epoch earlier

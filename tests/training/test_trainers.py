@@ -7,9 +7,10 @@ import torch
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
 from nnunet_archs.real_plans import load_records
+from nnunet_archs.planning.memory import activation_memory_factor
 from nnunet_archs.training import trainers
-from nnunet_archs.training.trainers import (TRAINERS, _budget_from_environment, _minutes_from_environment,
-                                             activation_memory_factor, limit_cpu_threads)
+from nnunet_archs.training.environment import budget_minutes, schedule
+from nnunet_archs.training.trainers import TRAINERS, limit_cpu_threads
 
 
 def configuration_manager(record) -> ConfigurationManager:
@@ -48,10 +49,10 @@ def test_memory_factor_flags_plans_sized_for_the_unet():
 def test_budget_variables_are_validated(monkeypatch):
     monkeypatch.setenv("NNUNET_ARCHS_EPOCHS", "3")
     monkeypatch.setenv("NNUNET_ARCHS_ITERATIONS", "5")
-    assert _budget_from_environment() == {"num_epochs": 3, "num_iterations_per_epoch": 5}
+    assert schedule() == {"num_epochs": 3, "num_iterations_per_epoch": 5}
     monkeypatch.setenv("NNUNET_ARCHS_ITERATIONS", "0")
     with pytest.raises(ValueError, match="NNUNET_ARCHS_ITERATIONS"):
-        _budget_from_environment()
+        schedule()
 
 
 def test_cpu_threads_follow_the_study_variable(monkeypatch):
@@ -72,6 +73,6 @@ def test_minutes_budget_is_validated(monkeypatch, value, expected):
     monkeypatch.setenv("NNUNET_ARCHS_MINUTES", value)
     if expected is None:
         with pytest.raises(ValueError, match="NNUNET_ARCHS_MINUTES"):
-            _minutes_from_environment()
+            budget_minutes()
     else:
-        assert _minutes_from_environment() == expected
+        assert budget_minutes() == expected

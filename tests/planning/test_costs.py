@@ -1,4 +1,4 @@
-"""The footing columns of a study (study.costs): every registry network is built and its FLOPs counted on the
+"""The footing columns of a study (planning.costs): every registry network is built and its FLOPs counted on the
 meta device, from plans as nnU-Net stores them."""
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 
 from nnunet_archs.real_plans import find_record
 from nnunet_archs.registry import VARIANTS
-from nnunet_archs.study.costs import closest_preset, plan_costs
+from nnunet_archs.planning.costs import plan_costs
+from nnunet_archs.planning.memory import nearest_preset
 
 RECORD = find_record("katieliuu/cs231n:nnUNetPlans.json#3d_fullres")
 
@@ -22,7 +23,7 @@ def test_every_variant_is_costed_on_the_meta_device(name: str):
     costs = plan_costs(plans, "3d_fullres", RECORD.num_input_channels, RECORD.num_classes)
     assert costs["class"] == variant.class_path and costs["patch"] == patch and costs["batch"] == 2
     assert costs["params"] > 0 and costs["gflops_per_patch"] > 0 and costs["estimated_gb"] > 0
-    assert costs["closest_preset"] == closest_preset(costs["estimated_gb"])
+    assert costs["closest_preset"] == nearest_preset(costs["estimated_gb"])
 
 
 @pytest.mark.parametrize("record_id, reference_batch, reference", [

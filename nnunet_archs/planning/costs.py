@@ -1,38 +1,31 @@
-"""The footing of every network in a study, read from its plans: planned patch and batch, parameters, forward
-FLOPs per patch, the planner's memory estimate in GB and the ResEnc preset it is closest to.
+"""The footing of networks planned by plans files (``nnunet-archs costs``, a study's footing table): planned patch
+and batch, parameters, forward FLOPs per patch, the planner's memory estimate in GB and the ResEnc preset it is
+closest to.
 
-The estimate in GB puts a plan on the scale of nnU-Net's ResEnc presets: (estimate per sample x batch / the
-reference batch) divided by the preset's reference value per GB (ResEnc M: 680 M elements at batch 2 for 8 GB in
-3D, 135 M at batch 12 in 2D), corrected by the network's measured estimate per byte (``planning.planners.ESTIMATE_PER_BYTE``). Seed 003 asks a new method to be
-compared with the ResEnc preset of similar GPU memory; the closest preset is the one whose target (8, 24, 40 GB) is
-nearest on a log scale. Networks are built on PyTorch's meta device: nothing is allocated or computed.
+The estimate in GB puts a plan on the scale of nnU-Net's ResEnc M preset (``memory.estimated_gigabytes``: 680 M
+elements at batch 2 for 8 GB in 3D, 135 M at batch 12 in 2D), corrected by the network's measured estimate per
+byte. A new method is best compared with the ResEnc preset of similar GPU memory (nnU-Net's
+documentation/resenc_presets.md); the closest preset is the one whose target (8, 24, 40 GB) is nearest on a log
+scale. Networks are built on PyTorch's meta device: nothing is allocated or computed.
 """
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Dict, List, Sequence
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-# the batch size nnU-Net's reference values are for, per dimensionality (ExperimentPlanner's
-# UNet_reference_val_corresp_bs_2d / _3d): a plan's batch is the reference batch times reference / estimate
-REFERENCE_BATCH = {2: 12, 3: 2}
-
-
-def closest_preset(gigabytes: float) -> str:
-    from nnunet_archs.planning.planners import RESENC_PRESETS
-    return min(RESENC_PRESETS, key=lambda p: abs(math.log(gigabytes / RESENC_PRESETS[p][0])))
+from nnunet_archs.calibration import Calibration
+from nnunet_archs.errors import UserError
+from nnunet_archs.planning.memory import ESTIMATE_PER_BYTE, estimated_gigabytes, nearest_preset
 
 
 def plan_costs(plans: dict, configuration: str, num_input_channels: int, num_classes: int,
                calibration=None) -> dict:
     """``calibration``: the network's ``nnunet-archs calibrate`` result, for a class we have not measured."""
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
-
-    from nnunet_archs.planning.planners import ESTIMATE_PER_BYTE, RESENC_PRESETS
     entry = plans["configurations"][configuration]
     architecture = entry["architecture"]
     patch, batch = list(entry["patch_size"]), int(entry["batch_size"])
@@ -48,23 +41,23 @@ def plan_costs(plans: dict, configuration: str, num_input_channels: int, num_cla
         estimate = float(calibration.model(patch, architecture["arch_kwargs"]))
     else:
         estimate = float(net.compute_conv_feature_map_size(patch))
-    gb, reference_3d, reference_2d = RESENC_PRESETS["M"]
     per_byte = calibration.estimate_per_byte if calibration is not None else \
         ESTIMATE_PER_BYTE.get(architecture["network_class_name"], 1.0)
-    reference_per_gb = (reference_2d if len(patch) == 2 else reference_3d) * per_byte / gb
-    estimated_gb = estimate * batch / REFERENCE_BATCH[len(patch)] / reference_per_gb
+    estimated_gb = estimated_gigabytes(estimate, batch, len(patch), per_byte)
     return {"class": architecture["network_class_name"], "patch": patch, "batch": batch,
             "params": sum(p.numel() for p in net.parameters()), "gflops_per_patch": counter.get_total_flops() / 1e9,
-            "estimate_per_sample": estimate, "estimated_gb": estimated_gb, "closest_preset": closest_preset(estimated_gb)}
+            "estimate_per_sample": estimate, "estimated_gb": estimated_gb,
+            "closest_preset": nearest_preset(estimated_gb)}
 
 
 def study_costs(preprocessed_folder: Path, architectures: List[str], plans_names: List[str],
                 configuration: str, calibrations: Sequence[Path] = ()) -> Dict[str, dict]:
+    if len(architectures) != len(plans_names):
+        raise UserError("--architectures and --plans must have the same length")
     dataset = json.loads((preprocessed_folder / "dataset.json").read_text())
     channels = len(dataset.get("channel_names", dataset.get("modality", {})))
     from nnunetv2.utilities.label_handling.label_handling import LabelManager
     classes = LabelManager(dataset["labels"], dataset.get("regions_class_order")).num_segmentation_heads
-    from nnunet_archs.calibration import Calibration
     by_class = {c.class_path: c for c in map(Calibration.load, calibrations)}
     costs = {}
     for architecture, plans_name in zip(architectures, plans_names):

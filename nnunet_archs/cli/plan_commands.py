@@ -1,0 +1,90 @@
+"""Planning commands: ``plan_and_preprocess`` and ``plan_experiment`` (nnU-Net's, with our planners too),
+``add_configuration`` (the multi-GPU batch recipe) and ``costs`` (the footing of planned networks)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+DEFAULT_CONFIGURATIONS = ["2d", "3d_fullres", "3d_lowres"]
+
+
+def add_commands(commands) -> None:
+    for name, description in (("plan_and_preprocess", "fingerprint, plan and preprocess a dataset (as "
+                                                      "nnUNetv2_plan_and_preprocess, with our planners too)"),
+                              ("plan_experiment", "plan only; the fingerprint must exist (as "
+                                                  "nnUNetv2_plan_experiment)")):
+        command = commands.add_parser(name, help=description, description=description)
+        command.set_defaults(run=plan)
+        command.add_argument("-d", type=int, required=True, help="dataset id")
+        command.add_argument("-pl", default="ExperimentPlanner",
+                             help="planner: ours (nnUNetPlannerKiUNetM/L/XL, nnUNetPlannerUIUNetM/L/XL), "
+                                  "nnUNetPlannerCustom (any network: --network) or nnU-Net's")
+        command.add_argument("-gpu_memory_target", type=float, default=None, help="GPU memory target in GB")
+        command.add_argument("--network", default=None, help="nnUNetPlannerCustom: an architecture name (see "
+                             "list) or the import path of a network class")
+        command.add_argument("--kwargs", default=None, help="nnUNetPlannerCustom: JSON object of keyword "
+                             "overrides for the network, recorded in the plans' arch_kwargs")
+        command.add_argument("--calibration", type=Path, default=None, help="nnUNetPlannerCustom: the file "
+                             "nnunet-archs calibrate wrote (not needed for the built-in architectures)")
+        command.add_argument("-preset", default=None, help="nnUNetPlannerCustom: M, L or XL, the ResEnc preset "
+                             "whose memory to fill (default: the one nearest -gpu_memory_target, else M)")
+        command.add_argument("-overwrite_plans_name", default=None, help="name of the plans file to write")
+        command.add_argument("--overwrite_existing_plans", action="store_true",
+                             help="allow replacing a plans file that another planner wrote")
+        command.add_argument("--verbose", action="store_true")
+        command.add_argument("--no_pbar", action="store_true")
+        if name == "plan_and_preprocess":
+            command.add_argument("-c", nargs="+", default=DEFAULT_CONFIGURATIONS, help="configurations to "
+                                 "preprocess")
+            command.add_argument("-np", type=int, default=None, help="processes for fingerprint and preprocessing")
+            command.add_argument("--verify_dataset_integrity", action="store_true")
+    add_config = commands.add_parser("add_configuration", help="add a configuration that inherits a planned one with "
+                                                               "a multiplied batch size (multi-GPU training)")
+    add_config.set_defaults(run=add_configuration)
+    add_config.add_argument("-d", type=int, required=True)
+    add_config.add_argument("-plans_name", required=True)
+    add_config.add_argument("-c", required=True, help="the planned configuration to inherit from")
+    add_config.add_argument("--name", required=True, help="name of the new configuration")
+    add_config.add_argument("--batch-multiplier", type=int, required=True)
+    cost = commands.add_parser("costs", help="planned patch, batch, parameters, FLOPs and estimated memory of plans")
+    cost.set_defaults(run=costs)
+    cost.add_argument("-d", type=int, required=True)
+    cost.add_argument("-c", "--configuration", required=True)
+    cost.add_argument("--architectures", nargs="+", required=True)
+    cost.add_argument("--plans", nargs="+", required=True, help="plans names, one per architecture")
+    cost.add_argument("--calibration", type=Path, nargs="+", default=[], help="calibration files of networks of "
+                      "yours (nnunet-archs calibrate)")
+    cost.add_argument("-o", "--output", type=Path, required=True)
+
+
+def plan(args: argparse.Namespace) -> None:
+    from nnunet_archs.planning.api import plan_dataset
+    from nnunet_archs.planning.lookup import find_planner
+    planner = find_planner(args.pl, args.network, args.kwargs, args.calibration, args.preset, args.gpu_memory_target)
+    preprocess = args.command == "plan_and_preprocess"
+    path = plan_dataset(args.d, planner, args.gpu_memory_target, args.overwrite_plans_name,
+                        args.overwrite_existing_plans, args.c if preprocess else None,
+                        args.np if preprocess else None, preprocess and args.verify_dataset_integrity, args.verbose,
+                        not args.no_pbar)
+    print(f"Plans written: {path}")
+    if preprocess:
+        print(f"Train with: nnUNetv2_train {args.d} CONFIGURATION FOLD -p {path.stem}")
+
+
+def add_configuration(args: argparse.Namespace) -> None:
+    from nnunet_archs.planning import api
+    path, batch = api.add_configuration(args.d, args.plans_name, args.c, args.name, args.batch_multiplier)
+    print(f"{path}: configuration {args.name} = {args.c} with batch size {batch}")
+
+
+def costs(args: argparse.Namespace) -> None:
+    from nnunet_archs.files import write_json_atomically
+    from nnunet_archs.planning.api import dataset_name, require_nnunet_paths
+    from nnunet_archs.planning.costs import study_costs
+    require_nnunet_paths("nnUNet_preprocessed")
+    from nnunetv2.paths import nnUNet_preprocessed
+    result = study_costs(Path(nnUNet_preprocessed) / dataset_name(args.d), args.architectures, args.plans,
+                         args.configuration, args.calibration)
+    write_json_atomically(args.output, result)
+    print(json.dumps(result, indent=1))

@@ -1,0 +1,156 @@
+"""Study commands: ``compare`` (the cross-validated study), ``report`` (redraw it), ``evaluate`` (per-case
+metrics of a folder), ``splits`` and ``demo``."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+COMPARE_DESCRIPTION = (
+    "Plans every architecture with its own planner at the same GPU memory target, trains each fold of nnU-Net's "
+    "splits_final.json with stock nnUNetv2_train, evaluates every case with the fold model that did not train on "
+    "it, and reports paired statistics against the baseline. Jobs run locally (one training per GPU) or on SLURM; "
+    "--resume continues after anything was killed.")
+
+
+def add_commands(commands) -> None:
+    _add_compare(commands)
+    report = commands.add_parser("report", help="recompute the statistics and redraw the report of a study folder "
+                                                "from its per-case metrics")
+    report.set_defaults(run=redraw_report)
+    report.add_argument("folder", type=Path)
+    evaluation = commands.add_parser("evaluate", help="per-case Dice, NSD and HD95 of a folder of predictions (a "
+                                                      "tidy CSV)")
+    evaluation.set_defaults(run=evaluate)
+    evaluation.add_argument("--reference", type=Path, required=True, help="folder of reference segmentations")
+    evaluation.add_argument("--prediction", type=Path, required=True, help="folder of predicted segmentations")
+    evaluation.add_argument("--dataset-json", type=Path, required=True)
+    evaluation.add_argument("--architecture", default="prediction", help="value of the architecture column")
+    evaluation.add_argument("--fold", default="-", help="value of the fold column")
+    evaluation.add_argument("--metrics", nargs="+", default=["Dice", "NSD", "HD95"])
+    evaluation.add_argument("--nsd-tolerance", type=float, default=2.0, help="mm")
+    evaluation.add_argument("-o", "--output", type=Path, required=True)
+    split = commands.add_parser("splits", help="write nnU-Net's 5-fold splits_final.json of a dataset if it has none, "
+                                               "or check it against --folds")
+    split.set_defaults(run=splits)
+    split.add_argument("-d", type=int, required=True)
+    split.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    demonstration = commands.add_parser("demo", help="the comparison on a built-in dataset (what `make demo` runs)")
+    demonstration.set_defaults(run=demo)
+    demonstration.add_argument("--work-dir", type=Path, default=Path("nnunet_archs_demo"),
+                               help="folder for the dataset, nnU-Net's folders and the report")
+    demonstration.add_argument("--resume", action="store_true")
+    demonstration.add_argument("--overwrite", action="store_true")
+
+
+def _add_compare(commands) -> None:
+    command = commands.add_parser(
+        "compare", help="a cross-validated study: plan every architecture at the same GPU memory target, train every "
+                        "fold, evaluate per case (Dice, NSD, HD95) and test against a baseline; a report folder",
+        description=COMPARE_DESCRIPTION)
+    command.set_defaults(run=compare)
+    command.add_argument("-d", type=int, required=True, help="dataset id (nnU-Net raw format)")
+    command.add_argument("-a", "--architectures", nargs="+", default=["PlainConvUNet", "KiUNet", "UIUNet"],
+                         help="architecture names (nnunet-archs list) or import paths of networks of yours")
+    command.add_argument("--calibration", type=Path, nargs="+", default=[], help="calibration files (nnunet-archs "
+                         "calibrate) of the networks given by import path")
+    command.add_argument("-c", "--configuration", default="3d_fullres")
+    command.add_argument("-f", "--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
+                         help="folds of splits_final.json to train (default: all five; at least 2)")
+    command.add_argument("--baseline", default=None, help="architecture the others are tested against (default: "
+                                                          "the first)")
+    command.add_argument("--metrics", nargs="+", default=["Dice", "NSD", "HD95"], help="Dice, NSD, HD95; the first is "
+                                                                                        "the main table's")
+    command.add_argument("--nsd-tolerance", type=float, default=2.0, help="NSD tolerance in mm (default 2)")
+    command.add_argument("--seed", type=int, default=12345, help="seed of the bootstrap resamples")
+    command.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    command.add_argument("--epochs", type=int, default=None, help="epochs per training (nnU-Net: 1000)")
+    command.add_argument("--iterations", type=int, default=None, help="training iterations per epoch (250)")
+    command.add_argument("--val-iterations", type=int, default=None, help="validation iterations per epoch (50)")
+    command.add_argument("--minutes", type=float, default=None, help="wall-clock budget per training")
+    command.add_argument("--mirroring", action="store_true", help="keep nnU-Net's mirroring augmentation and TTA")
+    command.add_argument("-gpu_memory_target", type=float, default=8, help="GB, the same for every planner")
+    command.add_argument("-device", default="cpu", help="cpu or cuda")
+    command.add_argument("--no-compile", action="store_true", help="turn torch.compile off (default: nnU-Net's, on "
+                                                                   "for CUDA)")
+    command.add_argument("--num-gpus", type=int, default=1, help="GPUs per training (nnUNetv2_train -num_gpus)")
+    command.add_argument("--scale-batch", action="store_true", help="with --num-gpus K: train a configuration that "
+                         "inherits the planned one with K times its batch (the same batch per GPU)")
+    command.add_argument("-o", "--output", type=Path, default=None, help="report folder (default: "
+                         "nnunet_archs_compare_<dataset id>)")
+    command.add_argument("--resume", action="store_true", help="continue the study in an existing report folder")
+    command.add_argument("--overwrite", action="store_true", help="start an existing study over (removes its report, "
+                                                                  "plans and trained models)")
+    command.add_argument("-np", type=int, default=1, help="processes for preprocessing and export")
+    execution = command.add_argument_group("execution")
+    execution.add_argument("--executor", choices=["local", "slurm"], default="local",
+                           help="local processes (default) or SLURM jobs through submitit")
+    execution.add_argument("--max-parallel", type=int, default=None, help="jobs at once (default: one per visible "
+                           "GPU with CUDA, else 1); on SLURM the job array's throttle")
+    execution.add_argument("--max-retries", type=int, default=2, help="resubmissions of a killed job (a training "
+                           "continues from its latest checkpoint)")
+    execution.add_argument("--no-wait", action="store_true", help="submit what can start and exit; collect with "
+                           "--resume")
+    slurm = command.add_argument_group("SLURM (with --executor slurm)")
+    slurm.add_argument("--slurm-partition")
+    slurm.add_argument("--slurm-gpus-per-job", type=int, help="GPUs per training job (default: --num-gpus)")
+    slurm.add_argument("--slurm-cpus-per-job", type=int)
+    slurm.add_argument("--slurm-mem", help="memory per job, as sbatch's --mem (e.g. 64G)")
+    slurm.add_argument("--slurm-time", help="wall time per job, as sbatch's --time (minutes or [D-]HH:MM:SS)")
+    slurm.add_argument("--slurm-account")
+    slurm.add_argument("--slurm-qos")
+    slurm.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="any other sbatch option, e.g. --slurm-option constraint=a100 (repeatable)")
+
+
+def compare(args: argparse.Namespace) -> None:
+    from nnunet_archs.errors import StudyIncomplete
+    from nnunet_archs.study.driver import ExecutionOptions, run_study
+    from nnunet_archs.study.executors import SlurmOptions, parse_slurm_options, parse_slurm_time
+    from nnunet_archs.study.spec import Budget, StudySpec, study_id_for
+    report = args.output or Path(f"nnunet_archs_compare_{args.d}")
+    budget = Budget(args.epochs, args.iterations, args.val_iterations, args.minutes, args.mirroring)
+    spec = StudySpec(args.d, args.architectures, args.configuration, args.folds, args.baseline, args.metrics,
+                     args.nsd_tolerance, args.seed, args.bootstrap, budget, args.gpu_memory_target, args.device,
+                     False if args.no_compile else None, args.num_gpus, args.scale_batch, study_id_for(report))
+    slurm = SlurmOptions(args.slurm_partition, args.slurm_gpus_per_job, args.slurm_cpus_per_job, args.slurm_mem,
+                         parse_slurm_time(args.slurm_time) if args.slurm_time else None, args.slurm_account,
+                         args.slurm_qos, parse_slurm_options(args.slurm_option))
+    options = ExecutionOptions(args.executor, args.max_parallel, args.max_retries, args.np, not args.no_wait, slurm)
+    outcome = run_study(spec, report, options, args.calibration, args.resume, args.overwrite)
+    if outcome.results is not None:
+        print("\n" + outcome.results.read_text())
+        print(f"Report: {outcome.results} (also results.csv, results.tex, per_case.csv, per_case_*.png, "
+              f"pareto_*.png); commands: {outcome.layout.report / 'commands.sh'}")
+    if outcome.failed:
+        raise StudyIncomplete(f"{len(outcome.failed)} job(s) failed; the report marks the missing results:\n  "
+                              + "\n  ".join(outcome.failed) + "\nfix the cause and run the same command with --resume")
+
+
+def redraw_report(args: argparse.Namespace) -> None:
+    from nnunet_archs.study.report import build_report
+    print(build_report(args.folder).write().read_text())
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    import json
+
+    from nnunet_archs.study.metrics import evaluate_folder, write_rows
+    rows = evaluate_folder(args.reference, args.prediction, json.loads(args.dataset_json.read_text()),
+                           args.architecture, args.fold, args.metrics, args.nsd_tolerance)
+    write_rows(rows, args.output)
+    print(f"{len(rows)} rows written to {args.output}")
+
+
+def splits(args: argparse.Namespace) -> None:
+    from nnunet_archs.planning.api import dataset_name, require_nnunet_paths
+    from nnunet_archs.study.splits import ensure_splits
+    require_nnunet_paths("nnUNet_raw", "nnUNet_preprocessed")
+    from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw
+    name = dataset_name(args.d)
+    path = ensure_splits(Path(nnUNet_raw) / name, Path(nnUNet_preprocessed) / name, args.folds)
+    print(f"Cross-validation split: {path}")
+
+
+def demo(args: argparse.Namespace) -> None:
+    from nnunet_archs.comparison.demo import run_demo
+    run_demo(args.work_dir, args.resume, args.overwrite)
