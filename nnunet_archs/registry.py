@@ -47,7 +47,8 @@ VARIANTS: Dict[str, ArchitectureVariant] = {v.name: v for v in [
     ArchitectureVariant("KiUNet", KIUNET, "DynamicKiUNet, default Ki branch (3 stages, upsampling cap 2)"),
     ArchitectureVariant("KiUNet-maxpool", KIUNET, "DynamicKiUNet with max-pool downsampling (as the original, "
                         "though before each stage's convs)", {"pool_type": "max"}),
-    ArchitectureVariant("KiUNet-minimal", KIUNET, "DynamicKiUNet, seed's minimal: 50% features, strided conv",
+    ArchitectureVariant("KiUNet-minimal", KIUNET, "DynamicKiUNet, the fork aymuos15/nnUNet's minimal: 50% features, "
+                        "strided conv",
                         feature_scale=0.5),
     ArchitectureVariant("KiUNet-uncapped", KIUNET, "DynamicKiUNet, its 3 Ki stages mirror every stride (1x, 2x, "
                         "4x; the original's 8x is KiUNet-original)", {"ki_max_scale": None}),
@@ -61,8 +62,9 @@ VARIANTS: Dict[str, ArchitectureVariant] = {v.name: v for v in [
                         "(activation checkpointing: less memory, larger planned patches, more step time)",
                         {"checkpoint": "stages"}),
     ArchitectureVariant("UIUNet", UIUNET, "DynamicUIUNet3D, full (RSU heights 7,6,5,4,..., IC-A)"),
-    ArchitectureVariant("UIUNet-minimal", UIUNET, "DynamicUIUNet3D, seed's minimal: 50% features, RSU heights "
-                        "5,4,3,...", {"rsu_max_height": 5, "rsu_min_height": 3}, feature_scale=0.5),
+    ArchitectureVariant("UIUNet-minimal", UIUNET, "DynamicUIUNet3D, the fork aymuos15/nnUNet's minimal: 50% "
+                        "features, RSU heights 5,4,3,...", {"rsu_max_height": 5, "rsu_min_height": 3},
+                        feature_scale=0.5),
     ArchitectureVariant("UIUNet-original", UIUNET, "DynamicUIUNet3D closest to the published net: RSU heights "
                         "7,6,5,4,4F,4F, dilations 1,2,4,8, the original's inner widths (1/2 or 1/4 of each "
                         "stage's) (README: departures)",

@@ -3,8 +3,8 @@
 nnU-Net builds a network as ``cls(input_channels=..., num_classes=..., **arch_kwargs)`` from a plans file
 (``nnunetv2/utilities/get_network_from_plans.py``). Our networks accept exactly the keywords of DNA's
 ``PlainConvUNet`` so that a plans file only needs ``network_class_name`` changed. This module turns those
-keywords into one checked, fully expanded :class:`UNetConfig` and raises ``UserError`` (a ``ValueError``) naming the parameter
-and the allowed values for anything invalid -- before a single layer is built.
+keywords into one checked, fully expanded :class:`UNetConfig` and raises ``UserError`` (a ValueError) naming the
+parameter and the allowed values for anything invalid -- before a single layer is built.
 """
 from __future__ import annotations
 

@@ -282,13 +282,13 @@ class DynamicKiUNet(AbstractDynamicNetworkArchitectures):
             two (int or one per axis). ``None`` = unlimited: the Ki branch mirrors every planned stride (with
             ``ki_num_stages=4``: 2x, 4x, 8x over the first three downsamplings, as the original). ``1`` = a
             full-resolution second branch, no overcomplete projection.
-        crfb_kernel_size: kernel of the CRFB projections (odd; int or per axis). 1 = the seed fork's choice;
+        crfb_kernel_size: kernel of the CRFB projections (odd; int or per axis). 1 = the fork aymuos15/nnUNet's;
             the original's is 3, with ``crfb_resolution='source'``.
         crfb_resolution: where the CRFB projections run: ``'lower'`` (both at the U-Net's resolution) or
             ``'source'`` (each at its input's resolution: the Ki->U projection at the Ki resolution, as the
             original).
         skip_placement: whether skips are stored ``'after'`` the CRFB (the original) or ``'before'`` it
-            (the seed fork's).
+            (the fork's).
         fusion: ``'mean_logits'`` (average of the U-Net and Ki heads' logits) or ``'feature_add'`` (Ki features
             projected by a 1x1 conv and added to the U-Net's before its head; the original adds its two equally
             wide maps without a projection; no ReLU on the logits).

@@ -241,7 +241,7 @@ class DynamicUIUNet3D(AbstractDynamicNetworkArchitectures):
         rsu_heights: RSU height per stage (decoder level s mirrors stage s); ``None`` = the height rule
             ``min(max(rsu_min_height, rsu_max_height - s), n_stages - s + 1)``, and ``rsu_min_height`` for the
             dilated stages: 7, 6, 5, 4, 4F, 4F for six stages, as the original.
-        rsu_max_height, rsu_min_height: the height rule's bounds (the seed's minimal variant uses 5 and 3).
+        rsu_max_height, rsu_min_height: the height rule's bounds (the fork's minimal variant: 5 and 3).
         num_dilated_stages: how many of the deepest stages use the dilated RSU-F (original: 2).
         mid_ratio: RSU inner width relative to the stage width (at least 4 channels), or ``'original'``: the
             original's widths block by block, half the stage width in the first encoder stage and the dilated

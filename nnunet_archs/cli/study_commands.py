@@ -18,6 +18,8 @@ def add_commands(commands) -> None:
                                                 "from its per-case metrics")
     report.set_defaults(run=redraw_report)
     report.add_argument("folder", type=Path)
+    report.add_argument("--failures", choices=["worst", "exclude"], default=None, help="how a missed or invented "
+                        "structure's HD95 enters the statistics (default: the study's --failures)")
     evaluation = commands.add_parser("evaluate", help="per-case Dice, NSD and HD95 of a folder of predictions (a "
                                                       "tidy CSV)")
     evaluation.set_defaults(run=evaluate)
@@ -26,6 +28,8 @@ def add_commands(commands) -> None:
     evaluation.add_argument("--dataset-json", type=Path, required=True)
     evaluation.add_argument("--architecture", default="prediction", help="value of the architecture column")
     evaluation.add_argument("--fold", default="-", help="value of the fold column")
+    evaluation.add_argument("--training-seed", type=int, default=0, help="value of the seed column: the training "
+                            "seed of the models that predicted")
     evaluation.add_argument("--metrics", nargs="+", default=["Dice", "NSD", "HD95"])
     evaluation.add_argument("--nsd-tolerance", type=float, default=2.0, help="mm")
     evaluation.add_argument("-o", "--output", type=Path, required=True)
@@ -58,10 +62,20 @@ def _add_compare(commands) -> None:
                          help="folds of splits_final.json to train (default: all five; at least 2)")
     command.add_argument("--baseline", default=None, help="architecture the others are tested against (default: "
                                                           "the first)")
-    command.add_argument("--metrics", nargs="+", default=["Dice", "NSD", "HD95"], help="Dice, NSD, HD95; the first is "
-                                                                                        "the main table's")
+    command.add_argument("--metrics", nargs="+", default=["Dice", "NSD", "HD95"], help="Dice, NSD, HD95")
+    command.add_argument("--primary", default=None, metavar="METRIC[:LABEL]", help="the endpoint that decides the "
+                         "verdict and the ranking, e.g. Dice or HD95:small (default: Dice, mean over labels); every "
+                         "other metric and label is reported as secondary")
+    command.add_argument("--margin", action="append", default=[], metavar="METRIC=DELTA", help="equivalence margin "
+                         "in the metric's unit, e.g. Dice=0.02 (repeatable): the verdict can then be 'equivalent'")
+    command.add_argument("--failures", choices=["worst", "exclude"], default="worst", help="a structure missed or "
+                         "invented scores HD95 = the image diagonal (worst, default) or is left out of HD95 (exclude)")
     command.add_argument("--nsd-tolerance", type=float, default=2.0, help="NSD tolerance in mm (default 2)")
-    command.add_argument("--seed", type=int, default=12345, help="seed of the bootstrap resamples")
+    command.add_argument("--training-seeds", type=int, nargs="+", default=[0], metavar="S", help="train every "
+                         "architecture and fold once per training seed (default: 0); the statistics average a case "
+                         "over them and report the spread between them")
+    command.add_argument("--seed", type=int, default=12345, help="random seed of the bootstrap resamples (not of "
+                         "training: see --training-seeds)")
     command.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
     command.add_argument("--epochs", type=int, default=None, help="epochs per training (nnU-Net: 1000)")
     command.add_argument("--iterations", type=int, default=None, help="training iterations per epoch (250)")
@@ -106,12 +120,14 @@ def compare(args: argparse.Namespace) -> None:
     from nnunet_archs.errors import StudyIncomplete
     from nnunet_archs.study.driver import ExecutionOptions, run_study
     from nnunet_archs.study.executors import SlurmOptions, parse_slurm_options, parse_slurm_time
-    from nnunet_archs.study.spec import Budget, StudySpec, study_id_for
+    from nnunet_archs.study.spec import Budget, StudySpec, parse_margins, study_id_for
     report = args.output or Path(f"nnunet_archs_compare_{args.d}")
     budget = Budget(args.epochs, args.iterations, args.val_iterations, args.minutes, args.mirroring)
     spec = StudySpec(args.d, args.architectures, args.configuration, args.folds, args.baseline, args.metrics,
                      args.nsd_tolerance, args.seed, args.bootstrap, budget, args.gpu_memory_target, args.device,
-                     False if args.no_compile else None, args.num_gpus, args.scale_batch, study_id_for(report))
+                     False if args.no_compile else None, args.num_gpus, args.scale_batch, study_id_for(report),
+                     training_seeds=args.training_seeds, primary=args.primary, margins=parse_margins(args.margin),
+                     failures=args.failures)
     slurm = SlurmOptions(args.slurm_partition, args.slurm_gpus_per_job, args.slurm_cpus_per_job, args.slurm_mem,
                          parse_slurm_time(args.slurm_time) if args.slurm_time else None, args.slurm_account,
                          args.slurm_qos, parse_slurm_options(args.slurm_option))
@@ -128,7 +144,7 @@ def compare(args: argparse.Namespace) -> None:
 
 def redraw_report(args: argparse.Namespace) -> None:
     from nnunet_archs.study.report import build_report
-    print(build_report(args.folder).write().read_text())
+    print(build_report(args.folder, failures_convention=args.failures).write().read_text())
 
 
 def evaluate(args: argparse.Namespace) -> None:
@@ -136,7 +152,7 @@ def evaluate(args: argparse.Namespace) -> None:
 
     from nnunet_archs.study.metrics import evaluate_folder, write_rows
     rows = evaluate_folder(args.reference, args.prediction, json.loads(args.dataset_json.read_text()),
-                           args.architecture, args.fold, args.metrics, args.nsd_tolerance)
+                           args.architecture, args.fold, args.metrics, args.nsd_tolerance, args.training_seed)
     write_rows(rows, args.output)
     print(f"{len(rows)} rows written to {args.output}")
 

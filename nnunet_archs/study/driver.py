@@ -4,6 +4,7 @@ it needs failed)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -11,10 +12,12 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from nnunet_archs.errors import UserError
+from nnunet_archs.files import write_json_atomically
 from nnunet_archs.study.executors import EXECUTORS, SlurmOptions, SubmititExecutor
 from nnunet_archs.study.jobs import StudyLayout, build_jobs, data_identifier
 from nnunet_archs.study.preflight import preflight
-from nnunet_archs.study.report import build_report, failures
+from nnunet_archs.study.records import failures
+from nnunet_archs.study.report import build_report
 from nnunet_archs.study.scheduler import Scheduler, default_cpu_threads, write_commands
 from nnunet_archs.study.spec import StudySpec
 from nnunet_archs.training.environment import ext_trainers_path
@@ -58,7 +61,8 @@ def prepare_folder(spec: StudySpec, layout: StudyLayout, resume: bool, overwrite
     if overwrite and report.exists():
         earlier = StudySpec.from_json(study_file.read_text()) if study_file.exists() else spec
         for architecture in earlier.architectures:
-            shutil.rmtree(layout.results_folder(earlier, architecture), ignore_errors=True)
+            for seed in earlier.training_seeds:
+                shutil.rmtree(layout.results_folder(earlier, architecture, seed), ignore_errors=True)
             (layout.preprocessed / f"{earlier.plans_name(architecture)}.json").unlink(missing_ok=True)
         shutil.rmtree(report)
     report.mkdir(parents=True, exist_ok=True)
@@ -76,6 +80,27 @@ def preprocessed_identifiers(spec: StudySpec, layout: StudyLayout) -> set:
         if folder.is_dir() and len(list(folder.glob("*.pkl"))) == cases:
             complete.add(folder.name)
     return complete
+
+
+def record_machine(path: Path, spec: StudySpec, threads: Optional[int], executor: str) -> None:
+    """Append this driver session's versions, device and threads to ``environment.json``: what a repeat of the
+    study's numbers needs to match (a training repeats exactly only with the same ones)."""
+    import platform
+    from importlib import metadata
+
+    import torch
+    versions = {}
+    for name in ("torch", "nnunetv2", "dynamic-network-architectures", "numpy", "monai", "nnunet-archs"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    device = torch.cuda.get_device_name() if spec.device.startswith("cuda") and torch.cuda.is_available() else \
+        f"{platform.machine()} CPU ({os.cpu_count()} cores)"
+    sessions = json.loads(path.read_text())["sessions"] if path.exists() else []
+    sessions.append({"started": time.strftime("%Y-%m-%d %H:%M:%S"), "python": platform.python_version(),
+                     "versions": versions, "device": device, "threads_per_training": threads, "executor": executor})
+    write_json_atomically(path, {"sessions": sessions})
 
 
 def visible_gpus() -> List[int]:
@@ -113,6 +138,7 @@ def run_study(spec: StudySpec, report: Path, options: ExecutionOptions, calibrat
     max_parallel = options.max_parallel or (max(1, len(gpus) // spec.num_gpus) if gpus else 1)
     executor = SubmititExecutor(options.executor, layout.report / "submitit", max_parallel, options.slurm)
     cpu_threads = default_cpu_threads(max_parallel) if not spec.device.startswith("cuda") else None
+    record_machine(layout.report / "environment.json", spec, cpu_threads, options.executor)
     scheduler = Scheduler(jobs, layout.jobs, layout.report / "state.json", executor, max_parallel,
                           options.max_retries, gpus, cpu_threads, options.poll_seconds, log)
     log(f"{len(jobs)} jobs, {options.executor} executor, up to {max_parallel} at once"

@@ -1,9 +1,9 @@
 """A study as data: the graph of jobs, built by a pure function from the study and a few facts about the disk.
 
-plan (per network) -> preprocess (once per distinct data identifier) -> train (network, fold) -> evaluate (network,
-fold) -> report, plus the labelled test set when there is one (predict with the ensemble of the fold models, then
-evaluate). Every job is one stock nnU-Net or ``nnunet-archs`` command with its environment; it is done when its
-done-marker exists (``runner``), which is all ``--resume`` looks at.
+plan (per network) -> preprocess (once per distinct data identifier) -> train (network, fold, training seed) ->
+evaluate (network, fold, seed) -> report, plus the labelled test set when there is one (predict with the ensemble
+of one training seed's fold models, then evaluate). Every job is one stock nnU-Net or ``nnunet-archs`` command
+with its environment; it is done when its done-marker exists (``runner``), which is all ``--resume`` looks at.
 """
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ from typing import Dict, List, Optional, Sequence, Set
 
 from nnunet_archs.planning.identifiers import data_identifier as plans_data_identifier
 from nnunet_archs.study.spec import StudySpec, safe
-from nnunet_archs.training.environment import EPOCH_LOG
+from nnunet_archs.training.environment import EPOCH_LOG, seeded_trainer_name
 
 BIN = Path(sys.executable).parent
-TRAINER = "nnUNetTrainerBudget"  # nnU-Net's trainer, with the study's budget and per-epoch GPU memory log
 
 
 @dataclass
@@ -52,32 +51,41 @@ class StudyLayout:
         return self.jobs / name
 
     @staticmethod
-    def training_job(architecture: str, fold: int) -> str:
-        return f"train_{safe(architecture)}_fold{fold}"
+    def training_job(architecture: str, fold: int, seed: int) -> str:
+        return f"train_{safe(architecture)}_fold{fold}_seed{seed}"
 
     @staticmethod
-    def evaluation_job(architecture: str, fold: int) -> str:
-        return f"evaluate_{safe(architecture)}_fold{fold}"
+    def evaluation_job(architecture: str, fold: int, seed: int) -> str:
+        return f"evaluate_{safe(architecture)}_fold{fold}_seed{seed}"
 
-    def results_folder(self, spec: StudySpec, architecture: str) -> Path:
+    @staticmethod
+    def prediction_job(architecture: str, seed: int) -> str:
+        return f"predict_test_{safe(architecture)}_seed{seed}"
+
+    @staticmethod
+    def test_evaluation_job(architecture: str, seed: int) -> str:
+        return f"evaluate_test_{safe(architecture)}_seed{seed}"
+
+    def results_folder(self, spec: StudySpec, architecture: str, seed: int) -> Path:
+        """nnU-Net's ``Trainer__Plans__configuration`` folder; the trainer's name carries the training seed."""
         return self.results / self.raw.name / \
-            f"{TRAINER}__{spec.plans_name(architecture)}__{spec.training_configuration}"
+            f"{seeded_trainer_name(seed)}__{spec.plans_name(architecture)}__{spec.training_configuration}"
 
-    def fold_folder(self, spec: StudySpec, architecture: str, fold: int) -> Path:
-        return self.results_folder(spec, architecture) / f"fold_{fold}"
+    def fold_folder(self, spec: StudySpec, architecture: str, fold: int, seed: int) -> Path:
+        return self.results_folder(spec, architecture, seed) / f"fold_{fold}"
 
-    def epoch_log(self, spec: StudySpec, architecture: str, fold: int) -> Path:
+    def epoch_log(self, spec: StudySpec, architecture: str, fold: int, seed: int) -> Path:
         """What our trainer logs each epoch (time, peak GPU memory) into the fold's folder."""
-        return self.fold_folder(spec, architecture, fold) / EPOCH_LOG
+        return self.fold_folder(spec, architecture, fold, seed) / EPOCH_LOG
 
-    def fold_metrics(self, architecture: str, fold: int) -> Path:
-        return self.report / "metrics" / f"{safe(architecture)}_fold{fold}.csv"
+    def fold_metrics(self, architecture: str, fold: int, seed: int) -> Path:
+        return self.report / "metrics" / f"{safe(architecture)}_fold{fold}_seed{seed}.csv"
 
-    def test_metrics(self, architecture: str) -> Path:
-        return self.report / "metrics_test" / f"{safe(architecture)}.csv"
+    def test_metrics(self, architecture: str, seed: int) -> Path:
+        return self.report / "metrics_test" / f"{safe(architecture)}_seed{seed}.csv"
 
-    def test_predictions(self, architecture: str) -> Path:
-        return self.report / "test_predictions" / safe(architecture)
+    def test_predictions(self, architecture: str, seed: int) -> Path:
+        return self.report / "test_predictions" / f"{safe(architecture)}_seed{seed}"
 
     @property
     def has_test_set(self) -> bool:
@@ -149,30 +157,32 @@ def build_jobs(spec: StudySpec, layout: StudyLayout, planners: Dict[str, List[st
     if not spec.device.startswith("cuda"):
         train_env["nnUNet_n_proc_DA"] = "0"  # no augmentation workers on a CPU: they would fight the training
     metric_args = ["--metrics", *spec.metrics, "--nsd-tolerance", f"{spec.nsd_tolerance_mm:g}"]
-    for a in spec.architectures:
+    device = spec.device.split(":")[0]
+    for a, seed in ((a, s) for a in spec.architectures for s in spec.training_seeds):
+        trainer, seed_args = seeded_trainer_name(seed), ["--training-seed", str(seed)]
         trainings = []
         for fold in spec.folds:
             extra = ["-num_gpus", str(spec.num_gpus)] if spec.num_gpus > 1 else []
-            train = add(layout.training_job(a, fold), "train", "nnUNetv2_train", d, spec.training_configuration,
-                        str(fold),
-                        "-p", spec.plans_name(a), "-tr", TRAINER, "-device", spec.device.split(":")[0], *extra,
-                        deps=[ready_data[a], splits], env=train_env, gpus=gpus, resumable=True)
+            train = add(layout.training_job(a, fold, seed), "train", "nnUNetv2_train", d,
+                        spec.training_configuration, str(fold), "-p", spec.plans_name(a), "-tr", trainer, "-device",
+                        device, *extra, deps=[ready_data[a], splits], env=train_env, gpus=gpus, resumable=True)
             trainings.append(train)
-            add(layout.evaluation_job(a, fold), "evaluate", "nnunet-archs", "evaluate", "--reference",
-                str(layout.raw / "labelsTr"), "--prediction", str(layout.fold_folder(spec, a, fold) / "validation"),
-                "--dataset-json", str(layout.raw / "dataset.json"), "--architecture", a, "--fold", str(fold),
-                "-o", str(layout.fold_metrics(a, fold)), *metric_args, deps=[train])
+            add(layout.evaluation_job(a, fold, seed), "evaluate", "nnunet-archs", "evaluate", "--reference",
+                str(layout.raw / "labelsTr"), "--prediction",
+                str(layout.fold_folder(spec, a, fold, seed) / "validation"), "--dataset-json",
+                str(layout.raw / "dataset.json"), "--architecture", a, "--fold", str(fold), *seed_args,
+                "-o", str(layout.fold_metrics(a, fold, seed)), *metric_args, deps=[train])
         if layout.has_test_set:
             tta = [] if spec.budget.mirroring else ["--disable_tta"]
-            predict = add(f"predict_test_{safe(a)}", "predict", "nnUNetv2_predict", "-i", str(layout.raw / "imagesTs"),
-                          "-o", str(layout.test_predictions(a)), "-d", d, "-c", spec.training_configuration, "-p",
-                          spec.plans_name(a), "-tr", TRAINER, "-f", *map(str, spec.folds), "-npp", np_, "-nps", np_,
-                          "-device", spec.device.split(":")[0], "--disable_progress_bar", *tta, deps=trainings,
-                          gpus=min(gpus, 1))
-            add(f"evaluate_test_{safe(a)}", "evaluate", "nnunet-archs", "evaluate", "--reference",
-                str(layout.raw / "labelsTs"), "--prediction", str(layout.test_predictions(a)), "--dataset-json",
-                str(layout.raw / "dataset.json"), "--architecture", a, "--fold", "ensemble", "-o",
-                str(layout.test_metrics(a)), *metric_args, deps=[predict])
+            predict = add(layout.prediction_job(a, seed), "predict", "nnUNetv2_predict", "-i",
+                          str(layout.raw / "imagesTs"), "-o", str(layout.test_predictions(a, seed)), "-d", d, "-c",
+                          spec.training_configuration, "-p", spec.plans_name(a), "-tr", trainer, "-f",
+                          *map(str, spec.folds), "-npp", np_, "-nps", np_, "-device", device,
+                          "--disable_progress_bar", *tta, deps=trainings, gpus=min(gpus, 1))
+            add(layout.test_evaluation_job(a, seed), "evaluate", "nnunet-archs", "evaluate", "--reference",
+                str(layout.raw / "labelsTs"), "--prediction", str(layout.test_predictions(a, seed)),
+                "--dataset-json", str(layout.raw / "dataset.json"), "--architecture", a, "--fold", "ensemble",
+                *seed_args, "-o", str(layout.test_metrics(a, seed)), *metric_args, deps=[predict])
     return jobs
 
 

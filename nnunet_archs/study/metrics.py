@@ -1,12 +1,16 @@
 """Per-case metrics of a folder of predictions: Dice as nnU-Net's evaluation computes it, normalised surface Dice
 (NSD) at a tolerance in mm and the 95th-percentile Hausdorff distance (HD95) in mm, both from MONAI and both in the
-image's spacing. One tidy row per (case, label, metric).
+image's spacing. One tidy row per (case, label, metric). Voxels of nnU-Net's ``ignore`` label are left out of both
+masks for every metric, as nnU-Net's Dice leaves them out.
 
 Conventions for empty masks (stated in every report):
 - reference and prediction both empty: Dice NaN (nnU-Net's own convention), NSD NaN, HD95 NaN; the case does not
-  count for that label;
-- exactly one of them empty: Dice 0, NSD 0, HD95 NaN (no distance between a surface and nothing); the report
-  counts these NaNs, which the HD95 mean and its tests leave out.
+  count for that label ("not applicable"; Metrics Reloaded would give 0 distance there);
+- exactly one of them empty is a *failure*: the structure was missed (``missed``) or invented (``spurious``).
+  Dice and NSD are 0; HD95 has no distance between a surface and nothing, so its row keeps the raw value NaN,
+  the kind of failure and the case's worst-case value (the image's diagonal in mm, Metrics Reloaded's "set to the
+  worst case in aggregation"). The statistics fill it in (``FAILURE_CONVENTIONS``), so a miss never ranks above
+  a hit, and ``report`` can switch the convention without evaluating again.
 """
 from __future__ import annotations
 
@@ -25,10 +29,20 @@ from nnunet_archs.files import write_text_atomically
 METRICS = ("Dice", "NSD", "HD95")
 # higher is better for every metric but HD95
 LOWER_IS_BETTER = {"HD95"}
-COLUMNS = ["architecture", "fold", "case", "label", "metric", "value"]
-EMPTY_CONVENTIONS = ("Empty masks: both empty -> Dice, NSD and HD95 are NaN (the case does not count for that label, "
-                     "nnU-Net's Dice convention); one empty -> Dice 0, NSD 0, HD95 NaN (left out of the HD95 mean and "
-                     "tests, and counted).")
+# what a failure scores in aggregation: the worst case (default), or left out as before (the HD95 mean then
+# rewards a network that misses what it cannot find)
+FAILURE_CONVENTIONS = ("worst", "exclude")
+MISSED, SPURIOUS = "missed", "spurious"
+# the label of a case's mean over its labels
+MEAN_LABEL = "mean"
+# a per-case table needs these; older tables lack the later columns, read as one training seed 0 and no failures
+REQUIRED_COLUMNS = ["architecture", "fold", "case", "label", "metric", "value"]
+COLUMNS = ["architecture", "seed", "fold", "case", "label", "metric", "value", "failure", "worst_case"]
+EMPTY_CONVENTIONS = ("Empty masks: both empty -> Dice, NSD and HD95 are not applicable (NaN; the case does not count "
+                     "for that label: nnU-Net's Dice convention, where Metrics Reloaded gives 0 distance); a structure "
+                     "missed or invented (one mask empty) is a failure: Dice 0, NSD 0, and HD95 {hd95}.")
+FAILURE_TEXT = {"worst": "the image's diagonal in mm (the worst case)",
+                "exclude": "left out of the HD95 mean and tests (and counted)"}
 
 
 def check_metrics(metrics: Sequence[str], tolerance_mm: float) -> None:
@@ -39,10 +53,28 @@ def check_metrics(metrics: Sequence[str], tolerance_mm: float) -> None:
         raise UserError(f"--nsd-tolerance must be > 0 (mm), got {tolerance_mm:g}")
 
 
+def check_failure_convention(convention: str) -> None:
+    if convention not in FAILURE_CONVENTIONS:
+        raise UserError(f"--failures must be one of {list(FAILURE_CONVENTIONS)}, got {convention!r}")
+
+
+def failure_kind(has_reference: bool, has_prediction: bool) -> str:
+    """``missed``, ``spurious``, or "" when both or neither mask holds the structure."""
+    if has_reference == has_prediction:
+        return ""
+    return MISSED if has_reference else SPURIOUS
+
+
+def diagonal_mm(shape: Sequence[int], spacing: Sequence[float]) -> float:
+    """The image's diagonal in mm over its axes longer than one voxel: no two surface points lie farther apart."""
+    return float(math.sqrt(sum((n * s) ** 2 for n, s in zip(shape, spacing) if n > 1)))
+
+
 def surface_metrics(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float],
                     tolerance_mm: float) -> Tuple[float, float]:
-    """(NSD at ``tolerance_mm``, HD95 in mm) of two boolean masks of the same shape, with the conventions above.
-    Axes of length 1 are dropped first: nnU-Net stores a 2D image as one slice, whose faces are not surfaces."""
+    """(NSD at ``tolerance_mm``, HD95 in mm) of two boolean masks of the same shape, with the conventions above
+    (a failure's HD95 is NaN here). Axes of length 1 are dropped first: nnU-Net stores a 2D image as one slice,
+    whose faces are not surfaces."""
     import torch
     from monai.metrics import compute_hausdorff_distance, compute_surface_dice
     keep = [axis for axis, length in enumerate(reference.shape) if length > 1]
@@ -76,8 +108,9 @@ def label_regions(dataset_json: dict) -> Dict[str, object]:
 
 
 def evaluate_folder(reference_folder: Path, prediction_folder: Path, dataset_json: dict, architecture: str, fold: str,
-                    metrics: Sequence[str] = METRICS, tolerance_mm: float = 2.0) -> List[dict]:
-    """Tidy rows for every prediction in ``prediction_folder`` (each must have its reference)."""
+                    metrics: Sequence[str] = METRICS, tolerance_mm: float = 2.0, seed: int = 0) -> List[dict]:
+    """Tidy rows (``COLUMNS``) for every prediction in ``prediction_folder`` (each must have its reference);
+    ``seed`` is the training seed of the models that predicted them."""
     check_metrics(metrics, tolerance_mm)
     for folder in (reference_folder, prediction_folder):
         if not Path(folder).is_dir():
@@ -102,14 +135,20 @@ def evaluate_folder(reference_folder: Path, prediction_folder: Path, dataset_jso
         reference_seg, properties = reader.read_seg(str(reference))
         prediction_seg, _ = reader.read_seg(str(prediction))
         spacing = [1.0] * (reference_seg.ndim - 1 - len(properties["spacing"])) + list(properties["spacing"])
+        ignored = reference_seg[0] == ignore if ignore is not None else None
+        worst = diagonal_mm(reference_seg.shape[1:], spacing)
         for name, region in regions.items():
+            truth = region_or_label_to_mask(reference_seg[0], region)
+            guess = region_or_label_to_mask(prediction_seg[0], region)
+            if ignored is not None:  # as nnU-Net's Dice: the ignore region is in neither mask
+                truth, guess = truth & ~ignored, guess & ~ignored
+            failure = failure_kind(bool(truth.any()), bool(guess.any()))
             values = {"Dice": float(dice[region]["Dice"])}
             if "NSD" in metrics or "HD95" in metrics:
-                values["NSD"], values["HD95"] = surface_metrics(
-                    region_or_label_to_mask(reference_seg[0], region), region_or_label_to_mask(prediction_seg[0], region),
-                    spacing, tolerance_mm)
-            rows += [{"architecture": architecture, "fold": fold, "case": case, "label": name, "metric": metric,
-                      "value": values[metric]} for metric in metrics]
+                values["NSD"], values["HD95"] = surface_metrics(truth, guess, spacing, tolerance_mm)
+            rows += [{"architecture": architecture, "seed": seed, "fold": fold, "case": case, "label": name,
+                      "metric": metric, "value": values[metric], "failure": failure,
+                      "worst_case": worst if failure and metric == "HD95" else math.nan} for metric in metrics]
     return rows
 
 

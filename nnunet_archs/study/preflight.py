@@ -14,6 +14,7 @@ from nnunet_archs.errors import UserError
 from nnunet_archs.planning.api import check_dataset_integrity, dataset_name, require_nnunet_paths
 from nnunet_archs.profiling import require_device
 from nnunet_archs.study.jobs import StudyLayout
+from nnunet_archs.study.metrics import label_regions
 from nnunet_archs.study.spec import StudySpec
 from nnunet_archs.study.splits import check_splits, training_cases
 
@@ -63,6 +64,7 @@ def preflight(spec: StudySpec, report: Path, calibrations: Sequence[Path], execu
     planners = study_planners(spec.architectures, calibrations)
     layout = layout_for(dataset_name(spec.dataset_id), report)
     check_dataset_integrity(layout.raw)
+    spec.check_labels(list(label_regions(json.loads((layout.raw / "dataset.json").read_text()))))
     splits_file = layout.preprocessed / "splits_final.json"
     if splits_file.exists():
         check_splits(json.loads(splits_file.read_text()), spec.folds, training_cases(layout.raw), splits_file)

@@ -1,106 +1,37 @@
 """The study's report: tables (``results.md``, ``results.csv``, ``results.tex`` with a booktabs table), per-case
 plots and Pareto plots. It renders what ``statistics`` computed from ``per_case.csv`` and what the jobs left on
-disk (costs, wall times, GPU memory per epoch, failures); ``nnunet-archs report DIR`` redraws it from those files.
+disk (``records``: costs, wall times, GPU memory per epoch, failed jobs); ``nnunet-archs report DIR`` redraws it
+from those files.
+
+One primary endpoint decides the verdict lines and the ranking; every other metric and label is reported as
+secondary, without a verdict (Holm corrects within one metric and label only, so verdicts across them would
+multiply the chance of a spurious "better").
 """
 from __future__ import annotations
 
 import csv
 import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import numpy as np
 import pandas as pd
 
 from nnunet_archs.errors import UserError
 from nnunet_archs.study.jobs import StudyLayout
-from nnunet_archs.study.metrics import COLUMNS, EMPTY_CONVENTIONS, LOWER_IS_BETTER
-from nnunet_archs.study.runner import DONE, FAILED, read_marker
+from nnunet_archs.study.metrics import EMPTY_CONVENTIONS, FAILURE_TEXT, LOWER_IS_BETTER, MEAN_LABEL
+from nnunet_archs.study.plots import UNITS, plot_cases, plot_pareto
+from nnunet_archs.study.records import TrainingCost, assemble, failures, training_costs, training_jobs
 from nnunet_archs.study.spec import StudySpec
-from nnunet_archs.study.statistics import MEAN_LABEL, StudyStatistics, analyse
+from nnunet_archs.study.statistics import (ALPHA, MIN_PAIRED_CASES, POWER, SMALL_SAMPLE, PairedComparison,
+                                           StudyStatistics, Summary, analyse, case_matrix, normalise, scored)
 
-ALPHA = 0.05
-UNITS = {"HD95": " mm"}
-
-
-@dataclass
-class TrainingCost:
-    """What the trainings of one network took: wall time per fold, and peak GPU memory where it was measured."""
-
-    seconds_per_fold: Dict[int, float] = field(default_factory=dict)
-    peak_memory_bytes: Optional[int] = None  # None: not trained on CUDA, so not measured
-    gpus: int = 0
-
-    @property
-    def gpu_hours(self) -> float:
-        return sum(self.seconds_per_fold.values()) * self.gpus / 3600
+SMALL_SAMPLE_NOTE = (f"† fewer than {SMALL_SAMPLE} cases: in simulations of skewed per-case values the 95 % "
+                     f"intervals covered the true mean less often than 95 % (BENCHMARKS.md, coverage of the "
+                     f"intervals); read them as rough.")
 
 
-def assemble(parts: List[Path], target: Path) -> Optional[pd.DataFrame]:
-    """Concatenate the per-job metric CSVs into one tidy table (or read ``target`` when no parts exist)."""
-    existing = [p for p in parts if p.exists()]
-    if existing:
-        table = pd.concat([pd.read_csv(p, dtype={"fold": str, "case": str, "label": str}) for p in existing])
-        table.to_csv(target, index=False, columns=COLUMNS)
-        return table
-    if target.exists():
-        return pd.read_csv(target, dtype={"fold": str, "case": str, "label": str})
-    return None
-
-
-def training_costs(spec: StudySpec, layout: StudyLayout) -> Dict[str, TrainingCost]:
-    costs = {}
-    for architecture in spec.architectures:
-        cost = TrainingCost(gpus=spec.num_gpus if spec.device.startswith("cuda") else 0)
-        peaks = []
-        for fold in spec.folds:
-            done = read_marker(layout.job_folder(layout.training_job(architecture, fold)), DONE)
-            if done:
-                cost.seconds_per_fold[fold] = done["seconds"]
-            epochs = layout.epoch_log(spec, architecture, fold)
-            if epochs.exists():
-                peaks += [json.loads(line).get("max_memory_allocated_bytes") for line in epochs.read_text().split("\n")
-                          if line.strip()]
-        measured = [p for p in peaks if p is not None]
-        cost.peak_memory_bytes = max(measured) if measured else None
-        costs[architecture] = cost
-    return costs
-
-
-def failures(layout: StudyLayout) -> List[str]:
-    """One line per job that failed or never ran because a job it needs failed."""
-    lines = []
-    if not layout.jobs.exists():
-        return lines
-    for folder in sorted(layout.jobs.iterdir()):
-        failed = read_marker(folder, FAILED)
-        if failed and not (folder / DONE).exists():
-            how = "killed by a signal" if failed.get("killed") else f"exit status {failed['returncode']}"
-            lines.append(f"{folder.name}: {how}; read {failed['log']}")
-    return lines
-
-
-def training_jobs(spec: StudySpec, layout: StudyLayout) -> List[List[str]]:
-    """Every training's attempts and the executor's job ids (SLURM job ids on a cluster), from state.json."""
-    state_path = layout.report / "state.json"
-    if not state_path.exists():
-        return []
-    records = json.loads(state_path.read_text())["jobs"]
-    rows = []
-    for name in (layout.training_job(a, f) for a in spec.architectures for f in spec.folds):
-        record = records.get(name)
-        if not record or not record["attempts"]:
-            continue
-        done = read_marker(layout.job_folder(name), DONE)
-        rows.append([name, str(len(record["attempts"])), ", ".join(
-            f"{a['executor']} {a['job_id']} ({a['status']})" for a in record["attempts"]),
-            f"{done['seconds']:.0f}" if done else "-"])
-    return rows
-
-
-def _fmt(value: float, digits: int = 3) -> str:
+def _fmt(value: Optional[float], digits: int = 3) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
@@ -114,41 +45,75 @@ def _p(value: float) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
-def verdict(architecture: str, baseline: str, metric: str, comparison, budget_note: str) -> str:
-    """One plain-language line per architecture."""
+def _interval(ci, digits: int = 3, signed: bool = False) -> str:
+    show = _signed if signed else _fmt
+    return f"({show(ci[0], digits)}, {show(ci[1], digits)})"
+
+
+def endpoint_name(metric: str, label: str) -> str:
+    return f"{metric} ({'label mean' if label == MEAN_LABEL else f'label {label}'})"
+
+
+def failure_count(summary: Optional[Summary]) -> str:
+    if summary is None or not (summary.n_missed or summary.n_spurious):
+        return "none"
+    return ", ".join(f"{n} {what}" for n, what in ((summary.n_missed, "missed"), (summary.n_spurious, "invented"))
+                     if n)
+
+
+def verdict_line(comparison: Optional[PairedComparison], architecture: str, baseline: str, endpoint: str,
+                 metric: str, budget_note: str) -> str:
+    """The primary endpoint's verdict for one architecture, in plain words."""
     if comparison is None or comparison.n_pairs == 0:
         return f"{architecture} vs {baseline}: no paired cases to compare."
     unit = UNITS.get(metric, "")
-    text = (f"{architecture} vs {baseline}: {_signed(comparison.mean_difference)}{unit} {metric} "
-            f"({_signed(comparison.ci[0])}, {_signed(comparison.ci[1])}), p = {_p(comparison.p_holm)} (Holm), "
-            f"{comparison.n_pairs} paired cases: ")
-    if not math.isnan(comparison.p_holm) and comparison.p_holm < ALPHA:
-        better = (comparison.mean_difference < 0) == (metric in LOWER_IS_BETTER)
-        return text + f"evidence that {architecture} is {'better' if better else 'worse'} {budget_note}."
-    return text + f"no evidence of a difference {budget_note}."
+    text = (f"{architecture} vs {baseline}: {_signed(comparison.mean_difference)}{unit} {endpoint} (95 % CI "
+            f"{_signed(comparison.ci[0])}, {_signed(comparison.ci[1])}), p = {_p(comparison.p_holm)} (Holm), "
+            f"{comparison.n_pairs} paired cases, smallest difference detectable at {POWER:.0%} power "
+            f"{_fmt(comparison.detectable_difference)}{unit}: ")
+    margin = f"±{comparison.margin:g}{unit}" if comparison.margin is not None else None
+    if comparison.verdict == "too few cases":
+        return text + f"too few paired cases to conclude (a verdict needs {MIN_PAIRED_CASES})."
+    if comparison.verdict in ("better", "worse"):
+        nuance = f", though by less than the {margin} margin (90 % CI inside it)" if comparison.within_margin else ""
+        return text + f"evidence that {architecture} is {comparison.verdict} {budget_note}{nuance}."
+    if comparison.verdict == "equivalent":
+        return text + f"equivalent within {margin} (its 90 % CI {_interval(comparison.ci90, signed=True)} lies " \
+                      f"inside the margin) {budget_note}."
+    if margin:
+        return text + f"no evidence of a difference {budget_note}, and not shown equivalent within {margin} (90 % " \
+                      f"CI {_interval(comparison.ci90, signed=True)})."
+    return text + f"no evidence of a difference {budget_note} (to test equivalence, give --margin {metric}=DELTA)."
 
 
 class Report:
     def __init__(self, spec: StudySpec, layout: StudyLayout, table: pd.DataFrame, statistics: StudyStatistics,
-                 test_table: Optional[pd.DataFrame], test_statistics: Optional[StudyStatistics],
-                 costs: Dict[str, dict], training: Dict[str, TrainingCost], failed: List[str], jobs: List[List[str]],
-                 header: str):
+                 test_statistics: Optional[StudyStatistics], costs: Dict[str, dict],
+                 training: Dict[str, TrainingCost], failed: List[str], jobs: List[List[str]], header: str,
+                 machine: List[dict]):
         self.spec, self.layout, self.table, self.statistics = spec, layout, table, statistics
-        self.test_table, self.test_statistics = test_table, test_statistics
-        self.costs, self.training, self.failed, self.jobs, self.header = costs, training, failed, jobs, header
+        self.test_statistics, self.costs, self.training = test_statistics, costs, training
+        self.failed, self.jobs, self.header, self.machine = failed, jobs, header, machine
+        self.metric, self.label = statistics.primary
+        self.endpoint = endpoint_name(self.metric, self.label)
 
-    # -- tables --------------------------------------------------------------------------------------------------
-    def _cell(self, statistics: StudyStatistics, architecture: str, metric: str, with_ci: bool) -> str:
-        summary = statistics.summary(architecture, metric)
+    # -- cells ---------------------------------------------------------------------------------------------------
+    def _cell(self, summary: Optional[Summary], metric: str, with_ci: bool) -> str:
         if summary is None or summary.n_cases == 0:
             return "missing"
         digits = 1 if metric == "HD95" else 3
         text = f"{_fmt(summary.mean, digits)} ± {_fmt(summary.sd, digits)}"
         if with_ci:
-            text += f" ({_fmt(summary.ci[0], digits)}, {_fmt(summary.ci[1], digits)})"
+            text += f" {_interval(summary.ci, digits)}" + ("†" if summary.n_cases < SMALL_SAMPLE else "")
         if summary.n_missing:
             text += f" [{summary.n_missing} n/a]"
         return text
+
+    def _delta(self, comparison: Optional[PairedComparison]) -> str:
+        if comparison is None or comparison.n_pairs == 0:
+            return "n/a"
+        return f"{_signed(comparison.mean_difference)} {_interval(comparison.ci, signed=True)}" + \
+            ("†" if comparison.n_pairs < SMALL_SAMPLE else "")
 
     def _memory(self, architecture: str) -> str:
         cost = self.training.get(architecture)
@@ -158,43 +123,61 @@ class Report:
 
     def _time(self, architecture: str) -> str:
         cost = self.training.get(architecture)
-        if cost is None or not cost.seconds_per_fold:
+        if cost is None or cost.seconds_per_training is None:
             return "missing"
-        per_fold = np.mean(list(cost.seconds_per_fold.values())) / 60
+        minutes = cost.seconds_per_training / 60
         if cost.gpus:
-            return f"{cost.gpu_hours:.2f} GPU-h ({per_fold:.1f} min/fold)"
-        return f"{per_fold:.1f} min/fold"
+            return f"{cost.gpu_hours:.2f} GPU-h ({minutes:.1f} min/training)"
+        return f"{minutes:.1f} min/training"
 
-    def main_rows(self, statistics: StudyStatistics, with_costs: bool = True) -> List[List[str]]:
-        metric = self.spec.metrics[0]
-        others = self.spec.metrics[1:]
+    def _verdict_cell(self, comparison: Optional[PairedComparison]) -> str:
+        if comparison is None or not comparison.verdict:
+            return "n/a"
+        if comparison.verdict == "equivalent":
+            return f"equivalent (±{comparison.margin:g})"
+        return comparison.verdict
+
+    # -- tables --------------------------------------------------------------------------------------------------
+    def main_header(self, test_set: bool = False) -> List[str]:
+        header = ["architecture", f"{self.endpoint} mean ± sd (95 % CI)",
+                  f"Δ {self.metric} vs {self.spec.baseline} (95 % CI)", "p (Holm)"]
+        header += ["failures"] if test_set else ["verdict", "failures", "GPU memory (training peak)",
+                                                 "training time", "params (M)"]
+        return header
+
+    def main_rows(self, statistics: StudyStatistics, test_set: bool = False) -> List[List[str]]:
         rows = []
         for architecture in self.spec.architectures:
-            comparison = statistics.comparison(architecture, metric)
+            summary = statistics.summary(architecture, self.metric, self.label)
+            comparison = statistics.comparison(architecture, self.metric, self.label)
             if architecture == self.spec.baseline:
-                delta, p = "baseline", ""
-            elif comparison is None or comparison.n_pairs == 0:
-                delta, p = "n/a", "n/a"
+                delta, p, verdict = "baseline", "", "baseline"
             else:
-                delta = (f"{_signed(comparison.mean_difference)} ({_signed(comparison.ci[0])}, "
-                         f"{_signed(comparison.ci[1])})")
-                p = _p(comparison.p_holm)
-            row = [architecture, self._cell(statistics, architecture, metric, True), delta, p,
-                   *[self._cell(statistics, architecture, m, False) for m in others]]
-            if with_costs:
+                delta = self._delta(comparison)
+                p = "n/a" if comparison is None else _p(comparison.p_holm)
+                verdict = self._verdict_cell(comparison)
+            row = [architecture, self._cell(summary, self.metric, True), delta, p]
+            if test_set:
+                row += [failure_count(summary)]
+            else:
                 params = self.costs.get(architecture, {}).get("params")
-                row += [self._memory(architecture), self._time(architecture),
+                row += [verdict, failure_count(summary), self._memory(architecture), self._time(architecture),
                         f"{params / 1e6:.2f}" if params else "n/a"]
             rows.append(row)
         return rows
 
-    def main_header(self, with_costs: bool = True) -> List[str]:
-        metric = self.spec.metrics[0]
-        header = ["architecture", f"{metric} mean ± sd (95 % CI)", f"Δ {metric} vs {self.spec.baseline} (95 % CI)",
-                  "p (Holm)", *[f"{m}{UNITS.get(m, '')} mean ± sd" for m in self.spec.metrics[1:]]]
-        if with_costs:
-            header += ["GPU memory (training peak)", "training time", "params (M)"]
-        return header
+    def variation_rows(self) -> List[List[str]]:
+        """The primary endpoint's spread over cases, folds and training seeds."""
+        rows = []
+        for architecture in self.spec.architectures:
+            summary = self.statistics.summary(architecture, self.metric, self.label)
+            comparison = self.statistics.comparison(architecture, self.metric, self.label)
+            share = None if comparison is None else comparison.seed_win_share
+            rows.append([architecture, _fmt(summary.sd), _fmt(summary.sd_over_folds), _fmt(summary.sd_over_seeds),
+                         ", ".join(f"{s}: {_fmt(v)}" for s, v in summary.seed_means.items()),
+                         "baseline" if architecture == self.spec.baseline else
+                         "n/a (one training seed)" if share is None else f"{share:.0%}"])
+        return rows
 
     def footing_rows(self) -> List[List[str]]:
         rows = []
@@ -208,18 +191,20 @@ class Report:
                          self._memory(architecture)])
         return rows
 
-    def label_rows(self, statistics: StudyStatistics) -> List[List[str]]:
+    def secondary_rows(self) -> List[List[str]]:
         rows = []
-        labels = sorted({s.label for s in statistics.summaries if s.label != MEAN_LABEL})
+        labels = [MEAN_LABEL] + sorted({s.label for s in self.statistics.summaries if s.label != MEAN_LABEL})
         for metric in self.spec.metrics:
             for label in labels:
+                if (metric, label) == (self.metric, self.label):
+                    continue
                 for architecture in self.spec.architectures:
-                    summary = statistics.summary(architecture, metric, label)
-                    comparison = statistics.comparison(architecture, metric, label)
-                    rows.append([metric, label, architecture, f"{_fmt(summary.mean)} ± {_fmt(summary.sd)}",
-                                 f"{_fmt(summary.sd_over_folds)}", "" if comparison is None else
-                                 f"{_signed(comparison.mean_difference)} ({_signed(comparison.ci[0])}, "
-                                 f"{_signed(comparison.ci[1])})", "" if comparison is None else _p(comparison.p_holm)])
+                    summary = self.statistics.summary(architecture, metric, label)
+                    comparison = self.statistics.comparison(architecture, metric, label)
+                    rows.append([metric, label, architecture, self._cell(summary, metric, True),
+                                 failure_count(summary), _fmt(summary.sd_over_folds),
+                                 "" if comparison is None else self._delta(comparison),
+                                 "" if comparison is None else _p(comparison.p_holm)])
         return rows
 
     # -- files ---------------------------------------------------------------------------------------------------
@@ -229,27 +214,42 @@ class Report:
                    ["| " + " | ".join(row) + " |" for row in rows]
 
         budget_note = f"at this budget ({self.spec.budget})"
-        metric = self.spec.metrics[0]
-        lines = [self.header, "", f"### Cross-validation ({len(self.spec.folds)} folds, every case predicted by the "
-                 f"fold model that did not train on it; label mean per case)", ""]
+        seeds = len(self.spec.training_seeds)
+        lines = [self.header, "", f"### Cross-validation ({len(self.spec.folds)} folds x {seeds} training "
+                 f"seed{'s' if seeds > 1 else ''}, every case predicted by the fold models that did not train on it; "
+                 f"primary endpoint {self.endpoint})", ""]
         lines += table(self.main_header(), self.main_rows(self.statistics))
-        lines += ["", *[verdict(a, self.spec.baseline, metric, self.statistics.comparison(a, metric), budget_note)
-                        for a in self.spec.architectures if a != self.spec.baseline], ""]
-        for m in self.spec.metrics:
-            shares = self.statistics.rank_first.get((m, MEAN_LABEL), {})
-            lines.append(f"Rank stability ({m}): first in " + ", ".join(
-                f"{a} {_fmt(100 * s, 0)} %" for a, s in shares.items()) +
-                f" of {self.statistics.resamples} bootstrap resamples of the cases.")
+        lines += ["", *[verdict_line(self.statistics.comparison(a, self.metric, self.label), a, self.spec.baseline,
+                                     self.endpoint, self.metric, budget_note)
+                        for a in self.spec.architectures if a != self.spec.baseline]]
+        if any(s.n_cases < SMALL_SAMPLE for s in self.statistics.summaries if s.n_cases):
+            lines += ["", SMALL_SAMPLE_NOTE]
+        shares = self.statistics.rank_first.get((self.metric, self.label), {})
+        ranked = sorted(self.spec.architectures, key=lambda a: self._rank_key(a))
+        lines += ["", "Ranking by the primary endpoint: " + ", ".join(
+            f"{i + 1}. {a} (first in {_fmt(100 * shares.get(a, math.nan), 0)} % of "
+            f"{self.statistics.resamples} bootstrap resamples of the cases)" for i, a in enumerate(ranked)) + "."]
+        lines += ["", "### Variation of the primary endpoint: cases, folds and training seeds", ""]
+        lines += table(["architecture", "sd over cases", "sd over folds", "sd over training seeds",
+                        "mean per training seed", f"beats {self.spec.baseline} across training-seed pairs"],
+                       self.variation_rows())
         lines += ["", "### Footing: every network planned by its own planner at the same GPU memory target", ""]
         lines += table(["architecture", "patch", "batch", "estimated memory (GB)", "closest ResEnc preset",
                         "GFLOPs per patch (fwd)", "measured training memory"], self.footing_rows())
-        lines += ["", "### Per label (sd over folds: of the per-fold means)", ""]
-        lines += table(["metric", "label", "architecture", "mean ± sd over cases", "sd over folds",
-                        f"Δ vs {self.spec.baseline} (95 % CI)", "p (Holm)"], self.label_rows(self.statistics))
+        lines += ["", "### Secondary endpoints: reported, not tested for a verdict (Holm corrects within each metric "
+                  "and label only; sd over folds: of the per-fold means)", ""]
+        lines += table(["metric", "label", "architecture", "mean ± sd (95 % CI)", "failures", "sd over folds",
+                        f"Δ vs {self.spec.baseline} (95 % CI)", "p (Holm)"], self.secondary_rows())
+        for metric in self.spec.metrics:
+            if (metric, MEAN_LABEL) != (self.metric, self.label):
+                shares = self.statistics.rank_first.get((metric, MEAN_LABEL), {})
+                lines.append(f"\nRank stability ({metric}, secondary): first in " + ", ".join(
+                    f"{a} {_fmt(100 * s, 0)} %" for a, s in shares.items()) +
+                    f" of {self.statistics.resamples} bootstrap resamples of the cases.")
         if self.test_statistics is not None:
-            lines += ["", "### Labelled test set (imagesTs/labelsTs), ensemble of the fold models; never mixed with "
-                      "the cross-validation above", ""]
-            lines += table(self.main_header(False), self.main_rows(self.test_statistics, False))
+            lines += ["", "### Labelled test set (imagesTs/labelsTs), ensemble of each training seed's fold models; "
+                      "never mixed with the cross-validation above", ""]
+            lines += table(self.main_header(test_set=True), self.main_rows(self.test_statistics, test_set=True))
         if self.failed:
             lines += ["", "### Missing results", "", *[f"- {line}" for line in self.failed]]
         if self.jobs:
@@ -258,32 +258,63 @@ class Report:
         lines += ["", "### Method", "", self.method_text()]
         return "\n".join(lines) + "\n"
 
+    def _rank_key(self, architecture: str):
+        summary = self.statistics.summary(architecture, self.metric, self.label)
+        mean = summary.mean if summary is not None and not math.isnan(summary.mean) else math.nan
+        if math.isnan(mean):
+            return (1, 0.0)
+        return (0, mean if self.metric in LOWER_IS_BETTER else -mean)
+
     def method_text(self) -> str:
-        spec = self.spec
-        return (f"Statistics over cases paired by case id; 95 % confidence intervals by BCa bootstrap "
-                f"({self.statistics.resamples} resamples, seed {self.statistics.seed}); two-sided Wilcoxon signed-rank "
-                f"tests against {spec.baseline}, Holm-corrected across the {len(spec.architectures) - 1} comparison(s) "
-                f"per metric and label; rank stability = share of bootstrap resamples of the cases in which an "
-                f"architecture has the best mean (ties split). NSD at {spec.nsd_tolerance_mm:g} mm and HD95 in mm use "
-                f"the image spacing (MONAI). {EMPTY_CONVENTIONS} Mean over labels per case leaves NaN labels out. "
-                f"torch.compile {'on' if spec.compile_enabled else 'off'} (nnU-Net's nnUNet_compile).")
+        spec, statistics = self.spec, self.statistics
+        margins = ", ".join(f"{m} ±{d:g}{UNITS.get(m, '')}" for m, d in spec.margins.items()) or "none given"
+        versions = ""
+        if self.machine:
+            last = self.machine[-1]
+            versions = (" Trained with " + ", ".join(f"{k} {v}" for k, v in last["versions"].items()) +
+                        f" on {last['device']}, {last['threads_per_training'] or 'all'} CPU thread(s) per training "
+                        f"(environment.json).")
+        return (
+            f"Per case: each label's value, a failure's HD95 {FAILURE_TEXT[statistics.failures]}, averaged over the "
+            f"labels a case has (NaN labels left out) and then over the {len(spec.training_seeds)} training seed(s) "
+            f"({' '.join(map(str, spec.training_seeds))}; nnUNetTrainerBudget_seed<S>, seeded before the network is "
+            f"initialised and the data loaders made). Statistics over cases paired by case id; 95 % confidence "
+            f"intervals by studentized bootstrap ({statistics.resamples} resamples, bootstrap seed {statistics.seed}); "
+            f"two-sided Wilcoxon signed-rank tests against {spec.baseline}, Holm-corrected across the "
+            f"{len(spec.architectures) - 1} comparison(s) of one metric and label. The verdict is given for the "
+            f"primary endpoint ({self.endpoint}) only: better or worse when the corrected p < {ALPHA:g}, else "
+            f"equivalent when the 90 % interval of the difference lies inside the margin (two one-sided tests at "
+            f"5 %; margins: {margins}), else inconclusive; no verdict from fewer than {MIN_PAIRED_CASES} paired "
+            f"cases. Smallest detectable difference: the true mean difference a two-sided paired t-test at "
+            f"α = {ALPHA:g} (unadjusted) finds with {POWER:.0%} power, from the number of paired cases and the "
+            f"observed sd of the differences (noncentral t). Spread over training seeds: sd of each network's mean "
+            f"per seed; the seed-pair share counts the pairs (its seed, the baseline's seed) in which its mean is "
+            f"better. Rank stability = share of bootstrap resamples of the cases in which an architecture has the "
+            f"best mean (ties split). NSD at {spec.nsd_tolerance_mm:g} mm and HD95 in mm use the image spacing "
+            f"(MONAI); voxels of the ignore label are left out of both masks. "
+            f"{EMPTY_CONVENTIONS.format(hd95=FAILURE_TEXT[statistics.failures])} "
+            f"torch.compile {'on' if spec.compile_enabled else 'off'} (nnU-Net's nnUNet_compile).{versions}")
 
     def write(self) -> Path:
         folder = self.layout.report
         (folder / "results.md").write_text(self.markdown())
         self.write_csv(folder / "results.csv")
         (folder / "results.tex").write_text(self.latex())
-        self.plot_cases(folder)
-        self.plot_pareto(folder)
+        self.plot(folder)
         return folder / "results.md"
+
+    CSV_HEADER = ["set", "role", "architecture", "metric", "label", "n_cases", "n_missing", "n_missed", "n_spurious",
+                  "mean", "sd", "ci_low", "ci_high", "small_sample", "sd_over_folds", "sd_over_seeds",
+                  "n_training_seeds", "delta_vs_baseline", "delta_ci_low", "delta_ci_high", "delta_ci90_low",
+                  "delta_ci90_high", "sd_of_differences", "detectable_difference_80", "margin", "verdict",
+                  "seed_pair_win_share", "p", "p_holm", "rank_first_share", "failure_convention", "patch", "batch",
+                  "estimated_gb", "closest_preset", "params", "gflops_per_patch", "training_peak_memory_bytes",
+                  "training_seconds_per_training"]
 
     def write_csv(self, path: Path) -> None:
         with open(path, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["set", "architecture", "metric", "label", "n_cases", "n_missing", "mean", "sd", "ci_low",
-                             "ci_high", "sd_over_folds", "delta_vs_baseline", "delta_ci_low", "delta_ci_high", "p",
-                             "p_holm", "rank_first_share", "patch", "batch", "estimated_gb", "closest_preset", "params",
-                             "gflops_per_patch", "training_peak_memory_bytes", "training_seconds_per_fold"])
+            writer = csv.DictWriter(handle, self.CSV_HEADER, restval="")
+            writer.writeheader()
             for name, statistics in (("cross-validation", self.statistics), ("test", self.test_statistics)):
                 if statistics is None:
                     continue
@@ -291,20 +322,35 @@ class Report:
                     c = statistics.comparison(s.architecture, s.metric, s.label)
                     cost = self.costs.get(s.architecture, {})
                     training = self.training.get(s.architecture, TrainingCost())
-                    writer.writerow([
-                        name, s.architecture, s.metric, s.label, s.n_cases, s.n_missing, s.mean, s.sd, *s.ci,
-                        s.sd_over_folds, *(("", "", "", "", "") if c is None else
-                                           (c.mean_difference, *c.ci, c.p_value, c.p_holm)),
-                        statistics.rank_first.get((s.metric, s.label), {}).get(s.architecture, ""),
-                        "x".join(map(str, cost.get("patch", []))), cost.get("batch", ""), cost.get("estimated_gb", ""),
-                        cost.get("closest_preset", ""), cost.get("params", ""), cost.get("gflops_per_patch", ""),
-                        training.peak_memory_bytes if training.peak_memory_bytes is not None else "",
-                        np.mean(list(training.seconds_per_fold.values())) if training.seconds_per_fold else ""])
+                    row = {"set": name, "role": "primary" if (s.metric, s.label) == statistics.primary else
+                           "secondary", "architecture": s.architecture, "metric": s.metric, "label": s.label,
+                           "n_cases": s.n_cases, "n_missing": s.n_missing, "n_missed": s.n_missed,
+                           "n_spurious": s.n_spurious, "mean": s.mean, "sd": s.sd, "ci_low": s.ci[0],
+                           "ci_high": s.ci[1], "small_sample": s.n_cases < SMALL_SAMPLE,
+                           "sd_over_folds": s.sd_over_folds, "sd_over_seeds": s.sd_over_seeds,
+                           "n_training_seeds": len(s.seed_means),
+                           "rank_first_share": statistics.rank_first.get((s.metric, s.label), {}).get(s.architecture,
+                                                                                                       ""),
+                           "failure_convention": statistics.failures,
+                           "patch": "x".join(map(str, cost.get("patch", []))),
+                           "batch": cost.get("batch", ""), "estimated_gb": cost.get("estimated_gb", ""),
+                           "closest_preset": cost.get("closest_preset", ""), "params": cost.get("params", ""),
+                           "gflops_per_patch": cost.get("gflops_per_patch", ""),
+                           "training_peak_memory_bytes": training.peak_memory_bytes,
+                           "training_seconds_per_training": training.seconds_per_training}
+                    if c is not None:
+                        row.update({"delta_vs_baseline": c.mean_difference, "delta_ci_low": c.ci[0],
+                                    "delta_ci_high": c.ci[1], "delta_ci90_low": c.ci90[0], "delta_ci90_high": c.ci90[1],
+                                    "sd_of_differences": c.sd_difference,
+                                    "detectable_difference_80": c.detectable_difference, "margin": c.margin,
+                                    "verdict": c.verdict, "seed_pair_win_share": c.seed_win_share, "p": c.p_value,
+                                    "p_holm": c.p_holm})
+                    writer.writerow({k: "" if v is None else v for k, v in row.items()})
 
     def latex(self) -> str:
         def escape(text: str) -> str:
             return (text.replace("\\", "\\textbackslash{}").replace("_", "\\_").replace("%", "\\%")
-                    .replace("±", "$\\pm$").replace("Δ", "$\\Delta$").replace("&", "\\&"))
+                    .replace("±", "$\\pm$").replace("Δ", "$\\Delta$").replace("&", "\\&").replace("†", "$^\\dagger$"))
         header = self.main_header()
         lines = ["% nnunet-archs compare: include with \\usepackage{booktabs}", "\\begin{table}[t]", "\\centering",
                  f"\\caption{{{escape(self.header.splitlines()[0])}}}", "\\begin{tabular}{l" + "c" * (len(header) - 1)
@@ -313,92 +359,54 @@ class Report:
         lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
         return "\n".join(lines) + "\n"
 
-    # -- plots ---------------------------------------------------------------------------------------------------
-    def plot_cases(self, folder: Path) -> None:
-        """Per-case values of every architecture (box and points), each case joined across architectures."""
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from nnunet_archs.study.statistics import case_matrix
+    def plot(self, folder: Path) -> None:
+        architectures = self.spec.architectures
         for metric in self.spec.metrics:
-            matrix = case_matrix(self.table, metric, MEAN_LABEL).reindex(columns=self.spec.architectures)
-            figure, axis = plt.subplots(figsize=(1.8 + 1.6 * len(matrix.columns), 4))
-            positions = np.arange(len(matrix.columns))
-            for _, values in matrix.iterrows():
-                axis.plot(positions, values.to_numpy(dtype=float), color="0.8", lw=0.6, zorder=1)
-            data = [matrix[c].dropna().to_numpy() for c in matrix.columns]
-            axis.boxplot(data, positions=positions, widths=0.5, showfliers=False, zorder=2)
-            rng = np.random.default_rng(0)  # jitter only
-            for i, values in enumerate(data):
-                axis.scatter(i + rng.uniform(-0.08, 0.08, len(values)), values, s=10, zorder=3)
-            axis.set_xticks(positions, matrix.columns, rotation=15)
-            axis.set_ylabel(f"{metric}{UNITS.get(metric, '')} per case (label mean)")
-            axis.set_title(f"{metric}: cross-validation, lines join the same case")
-            figure.tight_layout()
-            figure.savefig(folder / f"per_case_{metric}.png", dpi=120)
-            plt.close(figure)
-
-    def plot_pareto(self, folder: Path) -> None:
-        """Mean of the first metric with its CI against training memory and against training time."""
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        metric = self.spec.metrics[0]
-        for name, label, value in (
-                ("memory", "training memory (GB; measured peak, else the planner's estimate)", self._memory_gb),
-                ("time", "training time per fold (min)", self._minutes)):
-            points = [(a, value(a), self.statistics.summary(a, metric)) for a in self.spec.architectures]
-            points = [(a, x, s) for a, x, s in points if x is not None and s is not None and not math.isnan(s.mean)]
-            figure, axis = plt.subplots(figsize=(6, 4))
-            for architecture, x, s in points:
-                axis.errorbar(x, s.mean, yerr=[[s.mean - s.ci[0]], [s.ci[1] - s.mean]], fmt="o", capsize=3)
-                axis.annotate(architecture, (x, s.mean), textcoords="offset points", xytext=(5, 5))
-            front, best = [], -math.inf if metric not in LOWER_IS_BETTER else math.inf
-            for architecture, x, s in sorted(points, key=lambda p: p[1]):
-                if (s.mean > best) if metric not in LOWER_IS_BETTER else (s.mean < best):
-                    best = s.mean
-                    front.append((x, s.mean))
-            if front:
-                axis.step(*zip(*front), where="post", color="0.6", lw=1, label="Pareto front")
-                axis.legend(loc="lower right")
-            axis.set_xlabel(label)
-            axis.set_ylabel(f"mean {metric} (95 % CI)")
-            figure.tight_layout()
-            figure.savefig(folder / f"pareto_{name}.png", dpi=120)
-            plt.close(figure)
-
-    def _memory_gb(self, architecture: str) -> Optional[float]:
-        cost = self.training.get(architecture)
-        if cost is not None and cost.peak_memory_bytes is not None:
-            return cost.peak_memory_bytes / 2 ** 30
-        return self.costs.get(architecture, {}).get("estimated_gb")
-
-    def _minutes(self, architecture: str) -> Optional[float]:
-        cost = self.training.get(architecture)
-        return float(np.mean(list(cost.seconds_per_fold.values()))) / 60 if cost and cost.seconds_per_fold else None
+            matrix = case_matrix(self.table, metric, MEAN_LABEL).reindex(columns=architectures)
+            plot_cases(matrix, metric, f"{metric} (label mean): cross-validation, lines join the same case",
+                       folder / f"per_case_{metric}.png")
+        summaries = {a: self.statistics.summary(a, self.metric, self.label) for a in architectures}
+        memory = {a: self.training[a].peak_memory_bytes / 2 ** 30 if a in self.training and
+                  self.training[a].peak_memory_bytes is not None else self.costs.get(a, {}).get("estimated_gb")
+                  for a in architectures}
+        minutes = {a: self.training[a].seconds_per_training / 60 if a in self.training and
+                   self.training[a].seconds_per_training is not None else None for a in architectures}
+        plot_pareto(summaries, memory, self.metric, self.endpoint, "training memory (GB; measured peak, else the "
+                    "planner's estimate)", folder / "pareto_memory.png", architectures)
+        plot_pareto(summaries, minutes, self.metric, self.endpoint, "training time per training (min)",
+                    folder / "pareto_time.png", architectures)
 
 
-def build_report(report_folder: Path, header_extra: str = "") -> Report:
-    """Assemble the per-case tables, run the statistics and prepare the report of a study folder."""
+def build_report(report_folder: Path, header_extra: str = "", failures_convention: Optional[str] = None) -> Report:
+    """Assemble the per-case tables, run the statistics and prepare the report of a study folder;
+    ``failures_convention`` overrides the study's (``report --failures``) without evaluating again."""
     for needed in ("study.json", "layout.json"):
         if not (report_folder / needed).exists():
             raise UserError(f"{report_folder} is not a study report folder: {needed} is missing")
     spec = StudySpec.from_json((report_folder / "study.json").read_text())
     layout_data = json.loads((report_folder / "layout.json").read_text())
     layout = StudyLayout(**{k: Path(v) for k, v in layout_data.items()})
-    table = assemble([layout.fold_metrics(a, f) for a in spec.architectures for f in spec.folds],
-                     report_folder / "per_case.csv")
+    convention = failures_convention or spec.failures
+    options = dict(primary=(spec.primary_metric, spec.primary_label), margins=spec.margins, failures=convention)
+    table = assemble([layout.fold_metrics(a, f, s) for a in spec.architectures for s in spec.training_seeds
+                      for f in spec.folds], report_folder / "per_case.csv")
     if table is None:
         raise UserError(f"{report_folder} has no per-case metrics yet (metrics/*.csv or per_case.csv)")
-    statistics = analyse(table, spec.architectures, spec.baseline, spec.metrics, spec.seed, spec.bootstrap_resamples)
-    test_table = assemble([layout.test_metrics(a) for a in spec.architectures], report_folder / "per_case_test.csv")
+    statistics = analyse(table, spec.architectures, spec.baseline, spec.metrics, spec.seed, spec.bootstrap_resamples,
+                         **options)
+    test_table = assemble([layout.test_metrics(a, s) for a in spec.architectures for s in spec.training_seeds],
+                          report_folder / "per_case_test.csv")
     test_statistics = None if test_table is None else analyse(
-        test_table, spec.architectures, spec.baseline, spec.metrics, spec.seed, spec.bootstrap_resamples)
+        test_table, spec.architectures, spec.baseline, spec.metrics, spec.seed, spec.bootstrap_resamples, **options)
     costs_path = report_folder / "costs.json"
     costs = json.loads(costs_path.read_text()) if costs_path.exists() else {}
+    machine_path = report_folder / "environment.json"
+    machine = json.loads(machine_path.read_text())["sessions"] if machine_path.exists() else []
     header = (f"Study of dataset {spec.dataset_id} ({layout.raw.name}), configuration {spec.configuration}, folds "
-              f"{' '.join(map(str, spec.folds))}, GPU memory target {spec.gpu_memory_target:g} GB, budget "
-              f"{spec.budget}, device {spec.device}, baseline {spec.baseline}, NSD tolerance "
-              f"{spec.nsd_tolerance_mm:g} mm, seed {spec.seed}{header_extra}")
-    return Report(spec, layout, table, statistics, test_table, test_statistics, costs, training_costs(spec, layout),
-                  failures(layout), training_jobs(spec, layout), header)
+              f"{' '.join(map(str, spec.folds))}, training seeds {' '.join(map(str, spec.training_seeds))}, GPU "
+              f"memory target {spec.gpu_memory_target:g} GB, budget {spec.budget}, device {spec.device}, baseline "
+              f"{spec.baseline}, primary endpoint {endpoint_name(spec.primary_metric, spec.primary_label)}, NSD "
+              f"tolerance {spec.nsd_tolerance_mm:g} mm, failures scored {convention}, bootstrap seed "
+              f"{spec.seed}{header_extra}")
+    return Report(spec, layout, scored(normalise(table), convention), statistics, test_statistics, costs,
+                  training_costs(spec, layout), failures(layout), training_jobs(spec, layout), header, machine)

@@ -14,10 +14,17 @@ from typing import Dict, List, Optional
 
 from nnunet_archs.errors import UserError
 from nnunet_archs.planning.memory import check_memory_target
-from nnunet_archs.study.metrics import METRICS, check_metrics
+from nnunet_archs.study.metrics import MEAN_LABEL, METRICS, check_failure_convention, check_metrics
 from nnunet_archs.training.environment import training_variables
 
 FOLDS = (0, 1, 2, 3, 4)
+# the compare flag behind each field, for messages
+FLAGS = {"dataset_id": "-d", "architectures": "--architectures", "configuration": "-c", "folds": "--folds",
+         "baseline": "--baseline", "metrics": "--metrics", "nsd_tolerance_mm": "--nsd-tolerance", "seed": "--seed",
+         "bootstrap_resamples": "--bootstrap", "budget": "--epochs/--iterations/--val-iterations/--minutes/"
+         "--mirroring", "gpu_memory_target": "-gpu_memory_target", "device": "-device", "compile": "--no-compile",
+         "num_gpus": "--num-gpus", "scale_batch": "--scale-batch", "study_id": "-o", "training_seeds":
+         "--training-seeds", "primary": "--primary", "margins": "--margin", "failures": "--failures"}
 
 
 @dataclass
@@ -68,10 +75,17 @@ class StudySpec:
     num_gpus: int = 1
     scale_batch: bool = False  # multi-GPU: train a configuration inheriting the planned one, batch x num_gpus
     study_id: str = "study"
+    # every (architecture, fold) is trained once per training seed (the bootstrap's is ``seed``)
+    training_seeds: List[int] = field(default_factory=lambda: [0])
+    primary: Optional[str] = None  # METRIC[:LABEL], the endpoint of the verdict; default Dice (else the first metric)
+    margins: Dict[str, float] = field(default_factory=dict)  # metric -> equivalence margin in its unit
+    failures: str = "worst"  # how a missed or invented structure's HD95 enters the statistics
 
     def __post_init__(self):
         if self.baseline is None and self.architectures:
             self.baseline = self.architectures[0]
+        if self.primary is None and self.metrics:
+            self.primary = "Dice" if "Dice" in self.metrics else self.metrics[0]
         self.validate()
 
     def validate(self) -> None:
@@ -101,16 +115,44 @@ class StudySpec:
         if self.scale_batch and self.num_gpus < 2:
             raise UserError("--scale-batch multiplies the batch by --num-gpus, which must then be >= 2")
         self.budget.validate()
+        seeds = self.training_seeds
+        if not seeds or len(set(seeds)) != len(seeds) or any(not isinstance(s, int) or s < 0 for s in seeds):
+            raise UserError(f"--training-seeds must be distinct integers >= 0, got {seeds}")
+        if self.primary_metric not in self.metrics:
+            raise UserError(f"--primary {self.primary!r}: the metric must be one of the study's --metrics "
+                            f"{self.metrics}")
+        for metric, margin in self.margins.items():
+            if metric not in self.metrics:
+                raise UserError(f"--margin {metric}={margin:g}: {metric!r} is not one of the study's --metrics "
+                                f"{self.metrics}")
+            if not margin > 0:
+                raise UserError(f"--margin {metric}={margin:g}: the margin must be > 0 (in the metric's unit)")
+        check_failure_convention(self.failures)
         if not re.fullmatch(r"[A-Za-z0-9]+(_[A-Za-z0-9]+)*", self.study_id):
             raise UserError(f"study id {self.study_id!r} must be letters and digits joined by single underscores")
 
     @property
     def training_configuration(self) -> str:
-        """The configuration trainings use: the planned one, or with ``scale_batch`` seed 003's multi-GPU recipe,
+        """The configuration trainings use: the planned one, or with ``scale_batch`` the multi-GPU recipe,
         a configuration that ``inherits_from`` it with the batch multiplied by the GPUs (same batch per GPU)."""
         if self.scale_batch and self.num_gpus > 1:
             return f"{self.configuration}_{self.num_gpus}gpus"
         return self.configuration
+
+    @property
+    def primary_metric(self) -> str:
+        return self.primary.split(":", 1)[0]
+
+    @property
+    def primary_label(self) -> str:
+        """The primary endpoint's label, ``mean`` (the mean over a case's labels) unless one is named."""
+        return self.primary.split(":", 1)[1] if ":" in self.primary else MEAN_LABEL
+
+    def check_labels(self, labels: List[str]) -> None:
+        """Refuse a primary endpoint whose label the dataset does not have (``labels``: its foreground names)."""
+        if self.primary_label != MEAN_LABEL and self.primary_label not in labels:
+            raise UserError(f"--primary {self.primary!r}: the dataset has no label {self.primary_label!r}; choose "
+                            f"one of {labels} or {MEAN_LABEL!r} (the mean over a case's labels, the default)")
 
     @property
     def compile_enabled(self) -> bool:
@@ -131,8 +173,23 @@ class StudySpec:
         return cls(**data)
 
     def differences(self, other: "StudySpec") -> List[str]:
-        """The fields in which two specs differ (``--resume`` needs none)."""
-        return [f.name for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]
+        """The flags whose values differ between two specs (``--resume`` needs none)."""
+        return [FLAGS.get(f.name, f.name) for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]
+
+
+def parse_margins(texts: List[str]) -> Dict[str, float]:
+    """``--margin METRIC=DELTA`` (repeatable) as {metric: delta}."""
+    margins = {}
+    for text in texts:
+        metric, sep, value = text.partition("=")
+        try:
+            margins[metric.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not metric.strip():
+            raise UserError(f"--margin takes METRIC=DELTA (e.g. Dice=0.02 or HD95=1.5, in the metric's unit), got "
+                            f"{text!r}")
+    return margins
 
 
 def safe(name: str) -> str:

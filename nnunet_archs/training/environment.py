@@ -7,6 +7,7 @@ Standard library only: the study's job runner imports it in every job process.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -34,6 +35,15 @@ SCHEDULE = {EPOCHS: "num_epochs", ITERATIONS: "num_iterations_per_epoch",
 
 # one JSON line per epoch (epoch, seconds, device, peak CUDA memory), written by rank 0 into the fold's folder
 EPOCH_LOG = "nnunet_archs_epochs.jsonl"
+
+# our trainer with the budget variables; ``nnUNetTrainerBudget_seed<S>`` is the same trainer seeded with S, so
+# that each training seed has its own nnU-Net results folder (Trainer__Plans__configuration) and predictor lookup
+BUDGET_TRAINER = "nnUNetTrainerBudget"
+SEEDED_TRAINER = re.compile(BUDGET_TRAINER + r"_seed(0|[1-9][0-9]*)")
+
+
+def seeded_trainer_name(seed: int) -> str:
+    return f"{BUDGET_TRAINER}_seed{seed}"
 
 
 def ext_trainers_path() -> str:

@@ -1,4 +1,5 @@
-"""nnU-Net trainers that swap KiU-Net or UIU-Net into whatever plans they are given (the seed fork's names).
+"""nnU-Net trainers that swap KiU-Net or UIU-Net into whatever plans they are given (the trainer names of the
+nnU-Net fork aymuos15/nnUNet that first put both nets into nnU-Net), and ``nnUNetTrainerBudget``.
 
 Stock ``nnUNetv2_train -tr NAME`` and ``nnUNetv2_predict`` find them through ``nnUNet_extTrainer`` (see
 ``nnunet-archs trainers-path``). They keep nnU-Net's schedule (1000 epochs of 250 iterations); the environment
@@ -8,11 +9,15 @@ stock ``nnUNetTrainer`` trains them.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
+import random
 import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional
+
+import numpy as np
 
 import torch
 import torch.distributed as dist
@@ -83,12 +88,31 @@ class ThrottledProgressPlot:
             self._drawn = self._clock()
 
 
+def seed_everything(seed: int, rank: int = 0) -> int:
+    """Seed Python's, NumPy's and torch's global generators (nnU-Net's weight initialisation, patch sampling and
+    augmentations draw from them); every DDP rank gets its own stream. Returns the seed used."""
+    value = seed if rank == 0 else int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
+    random.seed(value)
+    np.random.seed(value)
+    torch.manual_seed(value)
+    return value
+
+
 class nnUNetTrainerBudget(nnUNetTrainer):
     """nnUNetTrainer whose schedule the variables of ``environment.VARIABLES`` can shorten (nnU-Net's schedule
-    when unset), and which records each epoch's time and peak GPU memory in ``environment.EPOCH_LOG``."""
+    when unset), and which records each epoch's time and peak GPU memory in ``environment.EPOCH_LOG``.
+
+    nnU-Net does not seed training; ``nnUNetTrainerBudget_seed<S>`` (any S >= 0, made on request) seeds it with S
+    before the network is initialised and the data loaders are made. With nnU-Net's single-process data loading
+    (``nnUNet_n_proc_DA=0``, what a study uses on a CPU) a training then repeats exactly on the same machine,
+    thread count and package versions; augmentation worker processes (nnU-Net's default, and on CUDA) draw their own
+    random state, and cuDNN picks kernels by timing, so there the same seed gives a comparable, not an identical,
+    run. A training continued with ``--c`` restarts the data stream, and a wall-clock budget ends after a varying
+    number of epochs: neither repeats a run exactly."""
 
     # the budget's clock; only rank 0's reading counts under DDP (see ``budget_spent``)
     clock = staticmethod(time.monotonic)
+    training_seed: Optional[int] = None  # None: unseeded, as nnU-Net
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -102,6 +126,10 @@ class nnUNetTrainerBudget(nnUNetTrainer):
                                             lambda: self.current_epoch >= self.num_epochs - 1)
 
     def on_train_start(self):
+        if self.training_seed is not None:  # before nnU-Net initialises the network and makes the data loaders
+            used = seed_everything(self.training_seed, self.local_rank)
+            self.print_to_log_file(f"nnunet-archs: training seed {self.training_seed} (Python, NumPy and torch "
+                                   f"seeded with {used} on rank {self.local_rank})")
         super().on_train_start()
         self.budget_start = self.clock()
         self.logger.restart()
@@ -208,7 +236,7 @@ class TrainerSpec:
     description: str
 
 
-# The seed fork's trainer names (and two descriptive ones), declared once.
+# The trainer names of the fork aymuos15/nnUNet (and two descriptive ones), declared once.
 TRAINERS: Dict[str, TrainerSpec] = {
     "nnUNetTrainerKiUNet": TrainerSpec("KiUNet", None, "DynamicKiUNet with default options on the given plans"),
     "kiunet": TrainerSpec("KiUNet-maxpool", None, "DynamicKiUNet, max-pool downsampling"),
@@ -234,3 +262,20 @@ def _make_trainer(name: str, spec: TrainerSpec) -> type:
 
 globals().update({name: _make_trainer(name, spec) for name, spec in TRAINERS.items()})
 __all__ = ["nnUNetTrainerBudget", *TRAINERS]
+
+
+@functools.lru_cache(maxsize=None)
+def seeded_trainer(seed: int) -> type:
+    """``nnUNetTrainerBudget_seed<seed>``: one class per seed, so that nnU-Net names its results folder after it."""
+    return type(environment.seeded_trainer_name(seed), (nnUNetTrainerBudget,), {
+        "__module__": __name__, "training_seed": seed,
+        "__doc__": f"nnUNetTrainerBudget seeded with {seed} (see nnUNetTrainerBudget)."})
+
+
+def __getattr__(name: str) -> type:
+    """The seeded trainers by name (PEP 562): nnU-Net's trainer lookup asks each module ``hasattr(module, name)``,
+    so ``-tr nnUNetTrainerBudget_seed7`` finds one for any seed without a class per seed written out."""
+    match = environment.SEEDED_TRAINER.fullmatch(name)
+    if match is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return seeded_trainer(int(match.group(1)))

@@ -28,11 +28,13 @@ ARCHITECTURES = ["UIUNet", CUSTOM_NETWORK]
 CUSTOM = "BottleneckResUNet"
 # nnU-Net's mirroring kept: UIU-Net's test-set prediction is its end-to-end nnUNetv2_predict with default TTA
 BUDGET = ["--epochs", "2", "--iterations", "1", "--val-iterations", "1", "--mirroring"]
+# the verdict's endpoint and an equivalence margin, through the command line
+VERDICT = ["--primary", "Dice:small", "--margin", "Dice=0.05"]
 
 
 def compare_args(report: Path, *extra: str):
     return ["compare", "-d", str(DATASET_2D), "-a", *ARCHITECTURES, "-c", "2d", "--folds", "0", "1",
-            "-gpu_memory_target", "0.1", "-o", str(report), "--max-parallel", "2", *BUDGET, *extra]
+            "-gpu_memory_target", "0.1", "-o", str(report), "--max-parallel", "2", *BUDGET, *VERDICT, *extra]
 
 
 def wait_for(condition, timeout: float, what: str):
@@ -86,11 +88,11 @@ def study(nnunet, custom_calibration):
                               cwd=nnunet.root,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     # the last job before the custom network's test-set scores, long before it can start: it must fail
-    sabotage = report / "test_predictions" / CUSTOM
+    sabotage = report / "test_predictions" / f"{CUSTOM}_seed0"
     wait_for(lambda: (report / "jobs").is_dir(), 120, "the report folder")
     sabotage.parent.mkdir(exist_ok=True)
     sabotage.write_text("a file where nnUNetv2_predict needs its output folder: this prediction must fail")
-    killed_job = report / "jobs" / "train_UIUNet_fold1"
+    killed_job = report / "jobs" / "train_UIUNet_fold1_seed0"
     os.kill(wait_for(lambda: training_pid(killed_job), 400, "the training to start its epochs"), signal.SIGKILL)
     wait_for(lambda: len(attempts(report, killed_job.name)) == 2, 120, "the killed training to be resubmitted")
     driver.kill()  # the driver dies; the jobs it started do not
@@ -109,18 +111,19 @@ def study(nnunet, custom_calibration):
 def test_jobs_run_concurrently_and_a_killed_training_continues_with_dash_c(study):
     report = study["report"]
     assert most_jobs_at_once(report) == 2, study["first_output"]
-    tries = attempts(report, "train_UIUNet_fold1")
+    tries = attempts(report, "train_UIUNet_fold1_seed0")
     assert [a["status"] for a in tries] == ["killed", "done"]
-    log = (report / "jobs" / "train_UIUNet_fold1" / "log.txt").read_text()
-    assert "-tr nnUNetTrainerBudget -device cpu --c" in log and "exit status -9" in log
+    log = (report / "jobs" / "train_UIUNet_fold1_seed0" / "log.txt").read_text()
+    assert "-tr nnUNetTrainerBudget_seed0 -device cpu --c" in log and "exit status -9" in log
 
 
 def test_a_failed_job_stops_only_its_dependants_and_the_report_names_it(study):
     resumed, report = study["resumed"], study["report"]
-    assert resumed.returncode == 1 and f"predict_test_{CUSTOM}: exit status 1" in resumed.stderr, resumed.stderr
-    assert f"evaluate_test_{CUSTOM}: blocked" in resumed.stdout
-    assert f"evaluate_{CUSTOM}_fold1" in study["finished_after_resume"]  # not a dependant: it ran
-    assert "train_UIUNet_fold1" in study["finished_after_resume"]  # adopted from the killed driver
+    assert resumed.returncode == 1 and f"predict_test_{CUSTOM}_seed0: exit status 1" in resumed.stderr, \
+        resumed.stderr
+    assert f"evaluate_test_{CUSTOM}_seed0: blocked" in resumed.stdout
+    assert f"evaluate_{CUSTOM}_fold1_seed0" in study["finished_after_resume"]  # not a dependant: it ran
+    assert "train_UIUNet_fold1_seed0" in study["finished_after_resume"]  # adopted from the killed driver
     assert "jobs done earlier, not run again" in resumed.stdout
     for job, marker in study["finished_before"].items():  # nothing that had finished ran again
         assert study["finished_after_resume"][job] == marker, job
@@ -142,13 +145,22 @@ def test_the_completed_study_has_every_per_case_row_a_report_and_plots(study, nn
     assert len(test_rows) == 2 * 2 * 2 * 3 and {r["fold"] for r in test_rows} == {"ensemble"}
     results = (report / "results.md").read_text()
     assert f"| {CUSTOM_NETWORK} |" in results and "Δ Dice vs UIUNet" in results
-    assert f"{CUSTOM_NETWORK} vs UIUNet:" in results and "Rank stability (Dice)" in results
-    assert "Labelled test set" in results and "| 64x64 |" in results
+    assert f"{CUSTOM_NETWORK} vs UIUNet:" in results and "Dice (label small)" in results
+    assert "Ranking by the primary endpoint: 1. " in results and "Rank stability (HD95, secondary)" in results
+    assert "### Secondary endpoints" in results and "Labelled test set" in results and "| 64x64 |" in results
+    # a few cases per fold here: a verdict needs 10 paired cases, and the intervals carry the small-sample mark
+    assert "too few paired cases to conclude" in results and "† fewer than 20 cases" in results
+    table = list(csv.DictReader(open(report / "results.csv")))
+    primary = [r for r in table if r["role"] == "primary" and r["set"] == "cross-validation"]
+    assert {(r["metric"], r["label"]) for r in primary} == {("Dice", "small")}
+    assert [r["verdict"] for r in primary if r["architecture"] == CUSTOM_NETWORK] == ["too few cases"]
+    assert {r["margin"] for r in primary if r["architecture"] == CUSTOM_NETWORK} == {"0.05"}
     assert "\\toprule" in (report / "results.tex").read_text()
     for plot in ("per_case_Dice.png", "per_case_HD95.png", "pareto_memory.png", "pareto_time.png"):
         assert (report / plot).stat().st_size > 5_000, plot
     commands = (report / "commands.sh").read_text()
-    assert f"nnUNetv2_train 502 2d 0 -p nnUNetStudy_study_local_{CUSTOM} -tr nnUNetTrainerBudget -device cpu" in commands
+    assert f"nnUNetv2_train 502 2d 0 -p nnUNetStudy_study_local_{CUSTOM} -tr nnUNetTrainerBudget_seed0 -device cpu" \
+        in commands
     assert f"-pl nnUNetPlannerCustom --network {CUSTOM_NETWORK} --calibration" in commands
 
 
@@ -156,10 +168,10 @@ def test_uiunet_planned_by_our_planner_predicted_with_test_time_mirroring(study,
     plans = json.loads(nnunet.plans_path(DATASET_2D, "nnUNetStudy_study_local_UIUNet").read_text())
     assert plans["configurations"]["2d"]["architecture"]["network_class_name"] == \
         "nnunet_archs.architectures.uiunet.DynamicUIUNet3D"
-    fold = nnunet.fold_folder(DATASET_2D, "nnUNetTrainerBudget", "nnUNetStudy_study_local_UIUNet", "2d")
+    fold = nnunet.fold_folder(DATASET_2D, "nnUNetTrainerBudget_seed0", "nnUNetStudy_study_local_UIUNet", "2d")
     checkpoint = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     assert tuple(checkpoint["inference_allowed_mirroring_axes"]) == (0, 1)  # nnU-Net's default mirroring kept
-    predict = json.loads((study["report"] / "jobs" / "predict_test_UIUNet" / "job.json").read_text())["command"]
+    predict = json.loads((study["report"] / "jobs" / "predict_test_UIUNet_seed0" / "job.json").read_text())["command"]
     assert "nnUNetv2_predict" in predict[0] and "--disable_tta" not in predict
     # two epochs on a CPU: no allocator peak to report
     assert [json.loads(line)["max_memory_allocated_bytes"]
@@ -175,9 +187,13 @@ def test_report_reproduces_the_numbers_from_per_case_csv(study, nnunet):
 
 
 def test_resume_with_other_settings_is_refused(study, nnunet):
-    result = nnunet.run_in_process(*compare_args(study["report"], "--resume", "--seed", "1", "--calibration",
-                                                 str(nnunet.root / "bottleneck_res_unet.json")))
-    assert result.returncode == 2 and "seed differ" in result.stderr, result.stderr
+    before = (study["report"] / "results.csv").read_text()
+    result = nnunet.run_in_process(*compare_args(study["report"], "--resume", "--seed", "1", "--training-seeds", "0",
+                                                 "1", "--margin", "Dice=0.1", "--failures", "exclude",
+                                                 "--calibration", str(nnunet.root / "bottleneck_res_unet.json")))
+    assert result.returncode == 2, result.stderr
+    assert "(--seed, --training-seeds, --margin, --failures differ)" in result.stderr, result.stderr
+    assert (study["report"] / "results.csv").read_text() == before  # nothing computed is lost
 
 
 def test_a_per_case_table_missing_columns_is_a_clear_error(study, nnunet, tmp_path):
@@ -192,3 +208,27 @@ def test_a_per_case_table_missing_columns_is_a_clear_error(study, nnunet, tmp_pa
     (copy / "per_case.csv").write_text("architecture,fold,case,label,value\nKiUNet,0,a,small,0.5\n")
     result = nnunet.run_in_process("report", str(copy))
     assert result.returncode == 2 and "lacks column(s) ['metric']" in result.stderr, result.stderr
+
+
+def test_report_switches_the_failure_convention_without_evaluating_again(study, nnunet, tmp_path):
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(study["report"], copy, ignore=shutil.ignore_patterns("submitit", "test_predictions"))
+    layout = json.loads((copy / "layout.json").read_text())
+    layout["report"] = str(copy)
+    (copy / "layout.json").write_text(json.dumps(layout))
+    evaluated = {p: p.stat().st_mtime_ns for p in (copy / "metrics").iterdir()}
+    result = nnunet.run_in_process("report", str(copy), "--failures", "exclude")
+    assert result.returncode == 0, result.stderr
+    assert {p: p.stat().st_mtime_ns for p in (copy / "metrics").iterdir()} == evaluated
+    rows = list(csv.DictReader(open(copy / "results.csv")))
+    assert {r["failure_convention"] for r in rows} == {"exclude"} and "failures scored exclude" in result.stdout
+    worst = {(r["set"], r["architecture"], r["metric"], r["label"]): r for r in
+             csv.DictReader(open(study["report"] / "results.csv"))}
+    for row in rows:  # failures are left out of HD95 now, counted as before, and Dice does not change
+        before = worst[(row["set"], row["architecture"], row["metric"], row["label"])]
+        assert row["n_missed"] == before["n_missed"] and row["n_spurious"] == before["n_spurious"]
+        if row["metric"] == "HD95":
+            assert int(row["n_cases"]) <= int(before["n_cases"])
+        else:
+            assert row["mean"] == before["mean"]

@@ -55,3 +55,24 @@ def test_an_existing_report_folder_needs_resume_or_overwrite(nnunet):
                                    str(folder))
     assert result.returncode == 2 and "pass --resume" in result.stderr
     assert (folder / "mine.txt").read_text() == "keep"
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--training-seeds", "1", "1"], "--training-seeds must be distinct integers >= 0, got [1, 1]"),
+    (["--training-seeds", "-2"], "--training-seeds must be distinct integers >= 0, got [-2]"),
+    (["--margin", "Jaccard=0.1"], "--margin Jaccard=0.1: 'Jaccard' is not one of the study's --metrics"),
+    (["--margin", "Dice=0"], "--margin Dice=0: the margin must be > 0"),
+    (["--margin", "Dice"], "--margin takes METRIC=DELTA"),
+    (["--primary", "IoU"], "--primary 'IoU': the metric must be one of the study's --metrics"),
+    (["--primary", "NSD", "--metrics", "Dice"], "--primary 'NSD': the metric must be one of the study's --metrics"),
+])
+def test_bad_verdict_settings_are_one_clear_message(tmp_path, monkeypatch, capsys, arguments, message):
+    test_bad_arguments_are_one_clear_message_before_anything_runs(tmp_path, monkeypatch, capsys, arguments, message)
+
+
+def test_a_primary_label_the_dataset_lacks_is_refused(nnunet):
+    result = nnunet.run_in_process("compare", "-d", str(DATASET_2D), "-c", "2d", "--folds", "0", "1", "--primary",
+                                   "Dice:tumour", "-o", str(nnunet.root / "r_tumour"))
+    assert result.returncode == 2 and "the dataset has no label 'tumour'; choose one of ['large', 'small']" in \
+        result.stderr, result.stderr
+    assert not (nnunet.root / "r_tumour").exists()

@@ -53,7 +53,7 @@ def test_compare_on_slurm_with_a_cancelled_training(nnunet, cluster):
                "--max-parallel", "2", "--slurm-time", "30", "--slurm-cpus-per-job", "1", "--slurm-option", "comment=nnunet-archs-test"]
     driver = subprocess.Popen(command, env=nnunet.env, cwd=nnunet.root, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
-    cancelled_job = report / "jobs" / "train_KiUNet_fold0"
+    cancelled_job = report / "jobs" / "train_KiUNet_fold0_seed0"
     cancelled = wait_for(lambda: slurm_id(cancelled_job), 600, "the SLURM training to start its epochs")
     subprocess.run(["scancel", cancelled], check=True)
     output = driver.communicate(timeout=1200)[0]
@@ -65,7 +65,7 @@ def test_compare_on_slurm_with_a_cancelled_training(nnunet, cluster):
     assert "--c" in json.loads((cancelled_job / "job.json").read_text())["command"]
     assert scontrol_state(cancelled) == "CANCELLED"
 
-    trainings = [report / "jobs" / f"train_{a}_fold{f}" for a in ("PlainConvUNet", "KiUNet") for f in (0, 1)]
+    trainings = [report / "jobs" / f"train_{a}_fold{f}_seed0" for a in ("PlainConvUNet", "KiUNet") for f in (0, 1)]
     first_ids = [attempts(report, job.name)[0]["job_id"] for job in trainings]
     # trainings that become ready together go out as one array: an architecture's folds (its plans finish together;
     # another architecture's may finish earlier or later)

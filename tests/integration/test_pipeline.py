@@ -10,24 +10,51 @@ import json
 import pytest
 import torch
 
-from tests.integration.conftest import DATASET_3D, TINY_GPU_TARGET, assert_finite_dice
+from tests.integration.conftest import DATASET_3D, SHORT_TRAINING, TINY_GPU_TARGET, assert_finite_dice
 
 pytestmark = pytest.mark.slow(150)
 
 
 def test_kiunet_plans_train_predict_evaluate_3d(nnunet, kiunet_plans):
+    """Trained with a training seed, twice: on a CPU with nnU-Net's single-process data loading the second run
+    repeats the first to the last weight (augmentations included: nnU-Net's mirroring is on)."""
     plans = json.loads(nnunet.plans_path(DATASET_3D, kiunet_plans).read_text())
     architecture = plans["configurations"]["3d_fullres"]["architecture"]
     assert architecture["network_class_name"] == "nnunet_archs.architectures.kiunet.DynamicKiUNet"
     assert "strides" in architecture["arch_kwargs"]
     assert plans["configurations"]["3d_fullres"]["data_identifier"] == "nnUNetPlans_3d_fullres"  # shared data
-    # nnU-Net's defaults: mirroring augmentation, and the mirror axes stored for test-time mirroring at prediction
-    nnunet.train(DATASET_3D, "3d_fullres", kiunet_plans, "nnUNetTrainerBudget", mirroring=True)
-    checkpoint = torch.load(nnunet.fold_folder(DATASET_3D, "nnUNetTrainerBudget", kiunet_plans, "3d_fullres")
-                            / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    trainer = "nnUNetTrainerBudget_seed5"
+    fold = nnunet.root / "results" / nnunet.raw_dataset(DATASET_3D).name / f"{trainer}__{kiunet_plans}__3d_fullres" / \
+        "fold_0"
+
+    def train() -> dict:
+        # nnU-Net's defaults: mirroring augmentation, and the mirror axes stored for test-time mirroring
+        nnunet.train(DATASET_3D, "3d_fullres", kiunet_plans, trainer, mirroring=True)
+        return torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    first, checkpoint = train(), train()
     assert tuple(checkpoint["inference_allowed_mirroring_axes"]) == (0, 1, 2)
-    assert_finite_dice(nnunet.predict_and_evaluate(DATASET_3D, "3d_fullres", kiunet_plans, "nnUNetTrainerBudget",
-                                                   mirroring=True))
+    assert first["network_weights"].keys() == checkpoint["network_weights"].keys()
+    assert all(torch.equal(first["network_weights"][k], v) for k, v in checkpoint["network_weights"].items())
+    assert "nnunet-archs: training seed 5" in next(fold.glob("training_log_*")).read_text()
+    assert_finite_dice(nnunet.predict_and_evaluate(DATASET_3D, "3d_fullres", kiunet_plans, trainer, mirroring=True))
+
+
+def test_a_training_seed_fixes_the_initial_weights_and_the_batches(nnunet, kiunet_plans):
+    """In this process, no training: two trainers with one training seed start from the same weights and draw
+    the same batches; another seed gives other ones (nnU-Net alone does not seed: every start differs). The
+    trainers are found by name as nnUNetv2_train finds them (through nnUNet_extTrainer)."""
+    from nnunetv2.run.run_training import get_trainer_from_args
+
+    def start(seed: int):
+        trainer = get_trainer_from_args(str(DATASET_3D), "3d_fullres", 1, f"nnUNetTrainerBudget_seed{seed}",
+                                        kiunet_plans, device=torch.device("cpu"))
+        trainer.on_train_start()
+        return trainer.network.state_dict(), next(trainer.dataloader_train)["data"]
+    with nnunet.variables(SHORT_TRAINING):
+        (weights, batch), (same_weights, same_batch), (other_weights, other_batch) = start(3), start(3), start(4)
+    assert all(torch.equal(weights[k], same_weights[k]) for k in weights) and torch.equal(batch, same_batch)
+    assert not all(torch.equal(weights[k], other_weights[k]) for k in weights)
+    assert not torch.equal(batch, other_batch)
 
 
 @pytest.mark.filterwarnings("ignore:.*non-standard gpu_memory_target_in_gb:UserWarning")  # nnU-Net's, as intended

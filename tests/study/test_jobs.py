@@ -34,16 +34,16 @@ def test_graph_of_a_cross_validated_study_with_a_test_set(tmp_path):
     names = [j.name for j in jobs]
     assert names.count("preprocess_nnUNetPlans_3d_fullres") == 1  # shared data, preprocessed once
     by_name = {j.name: j for j in jobs}
-    assert set(n for n in names if n.startswith("train_")) == {f"train_{a}_fold{f}" for a in ("PlainConvUNet", "KiUNet")
-                                                               for f in (0, 1)}
-    train = by_name["train_KiUNet_fold1"]
+    assert set(n for n in names if n.startswith("train_")) == {f"train_{a}_fold{f}_seed0"
+                                                               for a in ("PlainConvUNet", "KiUNet") for f in (0, 1)}
+    train = by_name["train_KiUNet_fold1_seed0"]
     assert train.deps == ["preprocess_nnUNetPlans_3d_fullres", "splits"] and train.resumable
-    assert train.command[1:] == ["501", "3d_fullres", "1", "-p", "nnUNetStudy_s_KiUNet", "-tr", "nnUNetTrainerBudget",
-                                 "-device", "cpu"]
+    assert train.command[1:] == ["501", "3d_fullres", "1", "-p", "nnUNetStudy_s_KiUNet", "-tr",
+                                 "nnUNetTrainerBudget_seed0", "-device", "cpu"]
     assert train.env["NNUNET_ARCHS_EPOCHS"] == "2" and train.env["nnUNet_compile"] == "f"
-    assert by_name["predict_test_KiUNet"].deps == ["train_KiUNet_fold0", "train_KiUNet_fold1"]
-    assert "0" in by_name["predict_test_KiUNet"].command and "1" in by_name["predict_test_KiUNet"].command
-    assert by_name["evaluate_KiUNet_fold0"].deps == ["train_KiUNet_fold0"]
+    assert by_name["predict_test_KiUNet_seed0"].deps == ["train_KiUNet_fold0_seed0", "train_KiUNet_fold1_seed0"]
+    assert "0" in by_name["predict_test_KiUNet_seed0"].command and "1" in by_name["predict_test_KiUNet_seed0"].command
+    assert by_name["evaluate_KiUNet_fold0_seed0"].deps == ["train_KiUNet_fold0_seed0"]
     for job in jobs:  # every dependency comes earlier in the list
         assert all(names.index(d) < names.index(job.name) for d in job.deps), job.name
 
@@ -52,7 +52,7 @@ def test_existing_preprocessed_data_is_not_preprocessed_again_and_no_test_set_me
     jobs = build_jobs(spec(), layout(tmp_path, False), PLANNERS, preprocessed_identifiers={"nnUNetPlans_3d_fullres"})
     names = [j.name for j in jobs]
     assert not any(n.startswith(("preprocess", "predict", "evaluate_test")) for n in names)
-    assert {j.name: j for j in jobs}["train_KiUNet_fold0"].deps == ["plan_KiUNet", "splits"]
+    assert {j.name: j for j in jobs}["train_KiUNet_fold0_seed0"].deps == ["plan_KiUNet", "splits"]
 
 
 def test_lowres_data_is_per_plans_and_cuda_compiles_by_default(tmp_path):
@@ -60,10 +60,10 @@ def test_lowres_data_is_per_plans_and_cuda_compiles_by_default(tmp_path):
     names = [j.name for j in jobs]
     assert "preprocess_nnUNetStudy_s_KiUNet_3d_lowres" in names and "preprocess_nnUNetStudy_s_PlainConvUNet_3d_lowres" \
         in names
-    train = {j.name: j for j in jobs}["train_KiUNet_fold0"]
+    train = {j.name: j for j in jobs}["train_KiUNet_fold0_seed0"]
     assert train.env["nnUNet_compile"] == "t" and train.gpus == 1 and "nnUNet_n_proc_DA" not in train.env
     no_compile = build_jobs(spec(device="cuda", compile=False), layout(tmp_path, False), PLANNERS)
-    assert {j.name: j for j in no_compile}["train_KiUNet_fold0"].env["nnUNet_compile"] == "f"
+    assert {j.name: j for j in no_compile}["train_KiUNet_fold0_seed0"].env["nnUNet_compile"] == "f"
 
 
 def test_multi_gpu_trainings_with_seed_003s_batch_configuration(tmp_path):
@@ -72,9 +72,24 @@ def test_multi_gpu_trainings_with_seed_003s_batch_configuration(tmp_path):
     configure = jobs["configure_KiUNet"]
     assert configure.command[1:] == ["add_configuration", "-d", "501", "-plans_name", "nnUNetStudy_s_KiUNet", "-c",
                                      "3d_fullres", "--name", "3d_fullres_4gpus", "--batch-multiplier", "4"]
-    train = jobs["train_KiUNet_fold0"]
+    train = jobs["train_KiUNet_fold0_seed0"]
     assert train.command[2] == "3d_fullres_4gpus" and train.command[-2:] == ["-num_gpus", "4"] and train.gpus == 4
-    assert "configure_KiUNet" in train.deps and jobs["predict_test_KiUNet"].gpus == 1
+    assert "configure_KiUNet" in train.deps and jobs["predict_test_KiUNet_seed0"].gpus == 1
+
+
+def test_every_training_seed_is_a_training_of_its_own_in_its_own_results_folder(tmp_path):
+    study, where = spec(training_seeds=[0, 3]), layout(tmp_path, True)
+    jobs = {j.name: j for j in build_jobs(study, where, PLANNERS)}
+    trainings = [n for n in jobs if n.startswith("train_")]
+    assert len(trainings) == 2 * 2 * 2  # architectures x folds x training seeds
+    seeded = jobs["train_KiUNet_fold1_seed3"]
+    assert seeded.command[seeded.command.index("-tr") + 1] == "nnUNetTrainerBudget_seed3"
+    assert where.fold_folder(study, "KiUNet", 1, 3).parent.name == \
+        "nnUNetTrainerBudget_seed3__nnUNetStudy_s_KiUNet__3d_fullres"
+    evaluation = jobs["evaluate_KiUNet_fold1_seed3"].command
+    assert evaluation[evaluation.index("--training-seed") + 1] == "3"
+    assert str(where.fold_folder(study, "KiUNet", 1, 3) / "validation") in evaluation
+    assert jobs["predict_test_KiUNet_seed3"].deps == ["train_KiUNet_fold0_seed3", "train_KiUNet_fold1_seed3"]
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -83,6 +98,13 @@ def test_multi_gpu_trainings_with_seed_003s_batch_configuration(tmp_path):
     (dict(folds=[0, 0]), "--folds must be distinct"),
     (dict(num_gpus=2), "--num-gpus 2 needs -device cuda"),
     (dict(device="cuda", scale_batch=True), "--scale-batch multiplies the batch by --num-gpus"),
+    (dict(training_seeds=[1, 1]), "--training-seeds must be distinct integers >= 0, got [1, 1]"),
+    (dict(training_seeds=[-1]), "--training-seeds must be distinct integers >= 0"),
+    (dict(training_seeds=[]), "--training-seeds must be distinct integers >= 0"),
+    (dict(primary="Jaccard"), "--primary 'Jaccard': the metric must be one of the study's --metrics"),
+    (dict(margins={"IoU": 0.1}), "--margin IoU=0.1: 'IoU' is not one of the study's --metrics"),
+    (dict(margins={"Dice": 0}), "--margin Dice=0: the margin must be > 0"),
+    (dict(failures="ignore"), "--failures must be one of ['worst', 'exclude']"),
 ])
 def test_invalid_studies_are_rejected(overrides, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):

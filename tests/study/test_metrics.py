@@ -79,8 +79,30 @@ def test_evaluate_folder_writes_every_case_label_and_metric(tmp_path):
     value = {(r["case"], r["label"], r["metric"]): r["value"] for r in rows}
     assert value[("case_a", "large", "Dice")] == 1.0 and value[("case_a", "small", "Dice")] == 0.0
     assert value[("case_a", "small", "NSD")] == 0.0 and math.isnan(value[("case_a", "small", "HD95")])
+    missed = {(r["case"], r["label"], r["metric"]): (r["failure"], r["worst_case"]) for r in rows}
+    assert missed[("case_a", "small", "HD95")] == ("missed", pytest.approx(math.hypot(32, 32)))  # the diagonal
+    assert missed[("case_a", "small", "Dice")][0] == "missed" and math.isnan(missed[("case_a", "small", "Dice")][1])
+    assert missed[("case_b", "small", "HD95")][0] == "" and {r["seed"] for r in rows} == {0}
     assert value[("case_b", "small", "HD95")] == 0.0 and value[("case_b", "small", "NSD")] == 1.0
     with pytest.raises(ValueError, match="no reference"):
         (prediction / "case_c.nii.gz").write_bytes((prediction / "case_a.nii.gz").read_bytes())
         evaluate_folder(reference, prediction, dataset, "Net", "0")
     json.dumps(rows)  # plain types, as the CSV and the report need
+
+
+def test_the_ignore_region_changes_neither_nsd_nor_hd95(tmp_path):
+    """A prediction that differs from the reference only inside nnU-Net's ignore region scores as a perfect one on
+    every metric (before, NSD 0.70 and HD95 21 mm for such a case)."""
+    dataset = {"labels": {"background": 0, "organ": 1, "ignore": 2}, "file_ending": ".nii.gz",
+               "channel_names": {"0": "x"}}
+    reference, prediction = tmp_path / "ref", tmp_path / "pred"
+    reference.mkdir(), prediction.mkdir()
+    truth = np.zeros((1, 48, 48), np.uint8)
+    truth[0, 8:20, 8:20] = 1
+    truth[0, 30:46, 2:46] = 2  # unannotated: the ignore label
+    guess = np.where(truth == 2, 0, truth).astype(np.uint8)
+    guess[0, 34:44, 20:40] = 1  # organ predicted far away, but only where the reference ignores
+    _write(truth, (1.0, 1.0, 1.0), reference / "case.nii.gz")
+    _write(guess, (1.0, 1.0, 1.0), prediction / "case.nii.gz")
+    value = {r["metric"]: r["value"] for r in evaluate_folder(reference, prediction, dataset, "Net", "0")}
+    assert value == {"Dice": 1.0, "NSD": 1.0, "HD95": 0.0}

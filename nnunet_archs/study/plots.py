@@ -1,0 +1,69 @@
+"""The study's figures, drawn from what the statistics computed: per-case values of every architecture, and the
+primary endpoint against training memory and time (Pareto plots)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from nnunet_archs.study.metrics import LOWER_IS_BETTER
+from nnunet_archs.study.statistics import Summary
+
+UNITS = {"HD95": " mm"}
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_cases(matrix: pd.DataFrame, metric: str, title: str, path: Path) -> None:
+    """Per-case values (cases x architectures) as boxes and points, each case joined across architectures."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(1.8 + 1.6 * len(matrix.columns), 4))
+    positions = np.arange(len(matrix.columns))
+    for _, values in matrix.iterrows():
+        axis.plot(positions, values.to_numpy(dtype=float), color="0.8", lw=0.6, zorder=1)
+    data = [matrix[c].dropna().to_numpy() for c in matrix.columns]
+    axis.boxplot(data, positions=positions, widths=0.5, showfliers=False, zorder=2)
+    rng = np.random.default_rng(0)  # jitter only
+    for i, values in enumerate(data):
+        axis.scatter(i + rng.uniform(-0.08, 0.08, len(values)), values, s=10, zorder=3)
+    axis.set_xticks(positions, matrix.columns, rotation=15)
+    axis.set_ylabel(f"{metric}{UNITS.get(metric, '')} per case")
+    axis.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def plot_pareto(summaries: Dict[str, Optional[Summary]], costs: Dict[str, Optional[float]], metric: str,
+                endpoint: str, cost_label: str, path: Path, order: Sequence[str]) -> None:
+    """Each architecture's mean (95 % CI) against a cost, with the front of those no cheaper one beats."""
+    plt = _pyplot()
+    points = [(a, costs.get(a), summaries.get(a)) for a in order]
+    points = [(a, x, s) for a, x, s in points if x is not None and s is not None and not math.isnan(s.mean)]
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for architecture, x, s in points:
+        low, high = (s.mean - s.ci[0], s.ci[1] - s.mean) if all(map(math.isfinite, s.ci)) else (0, 0)
+        axis.errorbar(x, s.mean, yerr=[[low], [high]], fmt="o", capsize=3)
+        axis.annotate(architecture, (x, s.mean), textcoords="offset points", xytext=(5, 5))
+    higher_is_better = metric not in LOWER_IS_BETTER
+    front, best = [], -math.inf if higher_is_better else math.inf
+    for architecture, x, s in sorted(points, key=lambda p: p[1]):
+        if (s.mean > best) if higher_is_better else (s.mean < best):
+            best = s.mean
+            front.append((x, s.mean))
+    if front:
+        axis.step(*zip(*front), where="post", color="0.6", lw=1, label="Pareto front")
+        axis.legend(loc="lower right")
+    axis.set_xlabel(cost_label)
+    axis.set_ylabel(f"mean {endpoint} (95 % CI)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
