@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nnunet_archs.study.metrics import METRICS
+
 COMPARE_DESCRIPTION = (
     "Plans every architecture with its own planner at the same GPU memory target, trains each fold of nnU-Net's "
     "splits_final.json with stock nnUNetv2_train, evaluates every case with the fold model that did not train on "
@@ -20,6 +22,8 @@ def add_commands(commands) -> None:
     report.add_argument("folder", type=Path)
     report.add_argument("--failures", choices=["worst", "exclude"], default=None, help="how a missed or invented "
                         "structure's HD95 enters the statistics (default: the study's --failures)")
+    report.add_argument("--metrics", nargs="+", default=[], help="metrics to add to the study, computed from its "
+                        "stored predictions without training again")
     evaluation = commands.add_parser("evaluate", help="per-case Dice, NSD and HD95 of a folder of predictions (a "
                                                       "tidy CSV)")
     evaluation.set_defaults(run=evaluate)
@@ -30,8 +34,9 @@ def add_commands(commands) -> None:
     evaluation.add_argument("--fold", default="-", help="value of the fold column")
     evaluation.add_argument("--training-seed", type=int, default=0, help="value of the seed column: the training "
                             "seed of the models that predicted")
-    evaluation.add_argument("--metrics", nargs="+", default=["Dice", "NSD", "HD95"])
+    evaluation.add_argument("--metrics", nargs="+", default=list(METRICS), help=f"any of {', '.join(METRICS)}")
     evaluation.add_argument("--nsd-tolerance", type=float, default=2.0, help="mm")
+    _add_object_options(evaluation)
     evaluation.add_argument("-o", "--output", type=Path, required=True)
     split = commands.add_parser("splits", help="write nnU-Net's 5-fold splits_final.json of a dataset if it has none, "
                                                "or check it against --folds")
@@ -62,7 +67,9 @@ def _add_compare(commands) -> None:
                          help="folds of splits_final.json to train (default: all five; at least 2)")
     command.add_argument("--baseline", default=None, help="architecture the others are tested against (default: "
                                                           "the first)")
-    command.add_argument("--metrics", nargs="+", default=["Dice", "NSD", "HD95"], help="Dice, NSD, HD95")
+    command.add_argument("--metrics", nargs="+", default=list(METRICS), help=f"any of {', '.join(METRICS)} "
+                         "(default: all)")
+    _add_object_options(command)
     command.add_argument("--primary", default=None, metavar="METRIC[:LABEL]", help="the endpoint that decides the "
                          "verdict and the ranking, e.g. Dice or HD95:small (default: Dice, mean over labels); every "
                          "other metric and label is reported as secondary")
@@ -116,6 +123,14 @@ def _add_compare(commands) -> None:
                        help="any other sbatch option, e.g. --slurm-option constraint=a100 (repeatable)")
 
 
+def _add_object_options(command) -> None:
+    command.add_argument("--object-labels", nargs="+", default=None, metavar="LABEL", help="labels whose connected "
+                         "components are counted as objects by the Detection* metrics (default: every foreground "
+                         "label; name the small, many-object ones so a single large structure does not dilute them)")
+    command.add_argument("--match-iou", type=float, default=0.0, help="a predicted object matches a reference object "
+                         "at IoU above this, one to one (default 0: any overlap)")
+
+
 def compare(args: argparse.Namespace) -> None:
     from nnunet_archs.errors import StudyIncomplete
     from nnunet_archs.study.driver import ExecutionOptions, run_study
@@ -127,7 +142,7 @@ def compare(args: argparse.Namespace) -> None:
                      args.nsd_tolerance, args.seed, args.bootstrap, budget, args.gpu_memory_target, args.device,
                      False if args.no_compile else None, args.num_gpus, args.scale_batch, study_id_for(report),
                      training_seeds=args.training_seeds, primary=args.primary, margins=parse_margins(args.margin),
-                     failures=args.failures)
+                     failures=args.failures, object_labels=args.object_labels, match_iou=args.match_iou)
     slurm = SlurmOptions(args.slurm_partition, args.slurm_gpus_per_job, args.slurm_cpus_per_job, args.slurm_mem,
                          parse_slurm_time(args.slurm_time) if args.slurm_time else None, args.slurm_account,
                          args.slurm_qos, parse_slurm_options(args.slurm_option))
@@ -143,18 +158,26 @@ def compare(args: argparse.Namespace) -> None:
 
 
 def redraw_report(args: argparse.Namespace) -> None:
-    from nnunet_archs.study.report import build_report
+    from nnunet_archs.study.extend import add_metrics
+    from nnunet_archs.study.report import build_report, check_report_folder
+    check_report_folder(args.folder)
+    added = add_metrics(args.folder, args.metrics) if args.metrics else []
     print(build_report(args.folder, failures_convention=args.failures).write().read_text())
+    if added:
+        print(f"Added {', '.join(added)} from the stored predictions; study.json lists them now (give the same "
+              f"--metrics to compare --resume)")
 
 
 def evaluate(args: argparse.Namespace) -> None:
     import json
 
-    from nnunet_archs.study.metrics import evaluate_folder, write_rows
-    rows = evaluate_folder(args.reference, args.prediction, json.loads(args.dataset_json.read_text()),
-                           args.architecture, args.fold, args.metrics, args.nsd_tolerance, args.training_seed)
-    write_rows(rows, args.output)
-    print(f"{len(rows)} rows written to {args.output}")
+    from nnunet_archs.study.metrics import evaluate_folder, objects_path, write_evaluation
+    evaluation = evaluate_folder(args.reference, args.prediction, json.loads(args.dataset_json.read_text()),
+                                 args.architecture, args.fold, args.metrics, args.nsd_tolerance, args.training_seed,
+                                 args.object_labels, args.match_iou)
+    write_evaluation(evaluation, args.output)
+    objects = f" and {len(evaluation.objects)} objects to {objects_path(args.output)}" if evaluation.objects else ""
+    print(f"{len(evaluation.rows)} rows written to {args.output}{objects}")
 
 
 def splits(args: argparse.Namespace) -> None:

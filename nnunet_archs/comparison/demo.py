@@ -21,6 +21,8 @@ DEMO_CASES = 40
 DEMO_BUDGET = Budget(epochs=4, iterations=15, val_iterations=1)
 DEMO_GPU_MEMORY_TARGET = 0.05
 DEMO_PARALLEL = 2
+# the blobs are what KiU-Net and UIU-Net are for: count them as objects (the large structure is one per image)
+DEMO_OBJECT_LABELS = ["small"]
 
 
 def run_demo(work_dir: Path, resume: bool, overwrite: bool) -> StudyOutcome:
@@ -38,7 +40,8 @@ def run_demo(work_dir: Path, resume: bool, overwrite: bool) -> StudyOutcome:
     if not any(raw.glob(f"Dataset{DEMO_DATASET_ID}_*")):
         write_small_structures_dataset(raw, DEMO_DATASET_ID, DEMO_NAME, n_train=DEMO_CASES)
     spec = StudySpec(DEMO_DATASET_ID, DEMO_ARCHITECTURES, "2d", DEMO_FOLDS, budget=DEMO_BUDGET,
-                     gpu_memory_target=DEMO_GPU_MEMORY_TARGET, device="cpu", study_id="demo")
+                     gpu_memory_target=DEMO_GPU_MEMORY_TARGET, device="cpu", study_id="demo",
+                     object_labels=DEMO_OBJECT_LABELS)
     outcome = run_study(spec, Path(work_dir) / "report", ExecutionOptions(max_parallel=DEMO_PARALLEL), resume=True)
     if outcome.results is not None:
         print("\n" + outcome.results.read_text())

@@ -1,7 +1,8 @@
 """Per-case metrics of a folder of predictions: Dice as nnU-Net's evaluation computes it, normalised surface Dice
 (NSD) at a tolerance in mm and the 95th-percentile Hausdorff distance (HD95) in mm, both from MONAI and both in the
-image's spacing. One tidy row per (case, label, metric). Voxels of nnU-Net's ``ignore`` label are left out of both
-masks for every metric, as nnU-Net's Dice leaves them out.
+image's spacing, and object-level detection (``objects``: recall, precision, F1 and false positives per case,
+and every object's size and match). One tidy row per (case, label, metric). Voxels of nnU-Net's ``ignore`` label
+are left out of both masks for every metric, as nnU-Net's Dice leaves them out.
 
 Conventions for empty masks (stated in every report):
 - reference and prediction both empty: Dice NaN (nnU-Net's own convention), NSD NaN, HD95 NaN; the case does not
@@ -18,17 +19,19 @@ import csv
 import io
 import math
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from nnunet_archs.errors import UserError
 from nnunet_archs.files import write_text_atomically
+from nnunet_archs.study.objects import OBJECT_COLUMNS, OBJECT_METRICS, check_threshold, detect, object_rows
 
-METRICS = ("Dice", "NSD", "HD95")
-# higher is better for every metric but HD95
-LOWER_IS_BETTER = {"HD95"}
+METRICS = ("Dice", "NSD", "HD95", *OBJECT_METRICS)
+# higher is better for every metric but these
+LOWER_IS_BETTER = {"HD95", "FalsePositiveObjects"}
 # what a failure scores in aggregation: the worst case (default), or left out as before (the HD95 mean then
 # rewards a network that misses what it cannot find)
 FAILURE_CONVENTIONS = ("worst", "exclude")
@@ -107,11 +110,32 @@ def label_regions(dataset_json: dict) -> Dict[str, object]:
     return {str(names.get(tuple(r) if isinstance(r, list) else r, r)): r for r in regions}
 
 
+def check_object_labels(object_labels: Optional[Sequence[str]], labels: Sequence[str]) -> List[str]:
+    """The labels whose objects are counted: ``object_labels``, or every foreground label when None."""
+    if object_labels is None:
+        return list(labels)
+    unknown = [label for label in object_labels if label not in labels]
+    if unknown or not object_labels:
+        raise UserError(f"--object-labels {list(object_labels)}: the dataset's labels are {list(labels)}")
+    return list(object_labels)
+
+
+@dataclass
+class Evaluation:
+    """A folder's per-case rows (``COLUMNS``) and, with object metrics, its objects (``OBJECT_COLUMNS``)."""
+
+    rows: List[dict] = field(default_factory=list)
+    objects: List[dict] = field(default_factory=list)
+
+
 def evaluate_folder(reference_folder: Path, prediction_folder: Path, dataset_json: dict, architecture: str, fold: str,
-                    metrics: Sequence[str] = METRICS, tolerance_mm: float = 2.0, seed: int = 0) -> List[dict]:
-    """Tidy rows (``COLUMNS``) for every prediction in ``prediction_folder`` (each must have its reference);
-    ``seed`` is the training seed of the models that predicted them."""
+                    metrics: Sequence[str] = METRICS, tolerance_mm: float = 2.0, seed: int = 0,
+                    object_labels: Optional[Sequence[str]] = None, match_iou: float = 0.0) -> Evaluation:
+    """Every prediction in ``prediction_folder`` (each must have its reference) against its reference; ``seed`` is
+    the training seed of the models that predicted them; the object metrics are computed for ``object_labels``
+    (default: every foreground label), objects matching at IoU > ``match_iou``."""
     check_metrics(metrics, tolerance_mm)
+    check_threshold(match_iou)
     for folder in (reference_folder, prediction_folder):
         if not Path(folder).is_dir():
             raise UserError(f"{folder} is not a folder")
@@ -126,8 +150,9 @@ def evaluate_folder(reference_folder: Path, prediction_folder: Path, dataset_jso
         raise UserError(f"no reference in {reference_folder} for {missing}")
     reader = determine_reader_writer_from_dataset_json(dataset_json, str(predictions[0]))()
     regions = label_regions(dataset_json)
+    object_labels = check_object_labels(object_labels, list(regions))
     ignore = dataset_json["labels"].get("ignore")
-    rows = []
+    evaluation = Evaluation()
     for prediction in predictions:
         reference = Path(reference_folder) / prediction.name
         case = prediction.name[:-len(ending)]
@@ -146,17 +171,36 @@ def evaluate_folder(reference_folder: Path, prediction_folder: Path, dataset_jso
             values = {"Dice": float(dice[region]["Dice"])}
             if "NSD" in metrics or "HD95" in metrics:
                 values["NSD"], values["HD95"] = surface_metrics(truth, guess, spacing, tolerance_mm)
-            rows += [{"architecture": architecture, "seed": seed, "fold": fold, "case": case, "label": name,
-                      "metric": metric, "value": values[metric], "failure": failure,
-                      "worst_case": worst if failure and metric == "HD95" else math.nan} for metric in metrics]
-    return rows
+            identity = {"architecture": architecture, "seed": seed, "fold": fold, "case": case, "label": name}
+            measured = [m for m in metrics if m not in OBJECT_METRICS]
+            if name in object_labels and any(m in OBJECT_METRICS for m in metrics):
+                detection = detect(truth, guess, spacing, match_iou)
+                values.update(detection.metrics())
+                evaluation.objects += object_rows(detection, identity)
+                measured = list(metrics)
+            evaluation.rows += [{**identity, "metric": metric, "value": values[metric], "failure": failure,
+                                 "worst_case": worst if failure and metric == "HD95" else math.nan}
+                                for metric in measured]
+    return evaluation
 
 
-def write_rows(rows: List[dict], path: Path) -> None:
-    """Write the tidy CSV whole or not at all: a killed job never leaves half a table."""
+def write_rows(rows: List[dict], path: Path, columns: Sequence[str] = COLUMNS) -> None:
+    """Write a tidy CSV whole or not at all: a killed job never leaves half a table."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, COLUMNS)
+    writer = csv.DictWriter(text, list(columns))
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomically(path, text.getvalue())
+
+
+def write_evaluation(evaluation: Evaluation, path: Path) -> None:
+    """The per-case rows to ``path``; the objects, when there are object metrics, beside it (``objects_path``)."""
+    write_rows(evaluation.rows, path)
+    if evaluation.objects or any(r["metric"] in OBJECT_METRICS for r in evaluation.rows):
+        write_rows(evaluation.objects, objects_path(path), OBJECT_COLUMNS)
+
+
+def objects_path(path: Path) -> Path:
+    """Where the objects of the per-case table ``path`` are: ``NAME_objects.csv`` beside ``NAME.csv``."""
+    return Path(path).with_name(Path(path).stem + "_objects.csv")

@@ -67,3 +67,29 @@ def plot_pareto(summaries: Dict[str, Optional[Summary]], costs: Dict[str, Option
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+def plot_sizes(recalls: Sequence, architectures: Sequence[str], label: str, path: Path) -> None:
+    """Detection recall against object size (``statistics.SizeBinRecall`` of one label), one line per network
+    with its 95 % interval."""
+    plt = _pyplot()
+    bins = list(dict.fromkeys(r.size_bin for r in recalls))
+    figure, axis = plt.subplots(figsize=(1.5 + 0.9 * len(bins), 4))
+    for offset, architecture in enumerate(architectures):
+        points = [(bins.index(r.size_bin), r) for r in recalls if r.architecture == architecture]
+        if not points:
+            continue
+        x = np.array([i for i, _ in points]) + 0.06 * (offset - (len(architectures) - 1) / 2)
+        recall = np.array([r.recall for _, r in points])
+        low = np.array([r.recall - r.ci[0] if math.isfinite(r.ci[0]) else 0 for _, r in points])
+        high = np.array([r.ci[1] - r.recall if math.isfinite(r.ci[1]) else 0 for _, r in points])
+        axis.errorbar(x, recall, yerr=[low, high], fmt="o-", capsize=3, label=architecture)
+    axis.set_xticks(range(len(bins)), bins, rotation=20)
+    axis.set_ylim(-0.05, 1.05)
+    axis.set_xlabel("reference object size (mm³; mm² in 2D)")
+    axis.set_ylabel("share of reference objects found")
+    axis.set_title(f"Detection by object size: label {label}")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from nnunet_archs.study.jobs import StudyLayout
-from nnunet_archs.study.metrics import COLUMNS
+from nnunet_archs.study.metrics import COLUMNS, objects_path
+from nnunet_archs.study.objects import OBJECT_COLUMNS
 from nnunet_archs.study.runner import DONE, FAILED, read_marker
 from nnunet_archs.study.spec import StudySpec
 
@@ -37,16 +38,21 @@ class TrainingCost:
         return float(np.mean(list(self.seconds.values()))) if self.seconds else None
 
 
-def assemble(parts: List[Path], target: Path) -> Optional[pd.DataFrame]:
+def assemble(parts: List[Path], target: Path, columns: List[str] = COLUMNS) -> Optional[pd.DataFrame]:
     """Concatenate the per-job metric CSVs into one tidy table (or read ``target`` when no parts exist)."""
     existing = [p for p in parts if p.exists()]
     if existing:
         table = pd.concat([pd.read_csv(p, dtype=TEXT_COLUMNS) for p in existing])
-        table.to_csv(target, index=False, columns=[c for c in COLUMNS if c in table.columns])
+        table.to_csv(target, index=False, columns=[c for c in columns if c in table.columns])
         return table
     if target.exists():
         return pd.read_csv(target, dtype=TEXT_COLUMNS)
     return None
+
+
+def assemble_objects(parts: List[Path], target: Path) -> Optional[pd.DataFrame]:
+    """The objects tables beside the per-job metric CSVs ``parts``, as one table (``per_object.csv``)."""
+    return assemble([objects_path(p) for p in parts], target, OBJECT_COLUMNS)
 
 
 def training_costs(spec: StudySpec, layout: StudyLayout) -> Dict[str, TrainingCost]:

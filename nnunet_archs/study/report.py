@@ -20,11 +20,13 @@ import pandas as pd
 from nnunet_archs.errors import UserError
 from nnunet_archs.study.jobs import StudyLayout
 from nnunet_archs.study.metrics import EMPTY_CONVENTIONS, FAILURE_TEXT, LOWER_IS_BETTER, MEAN_LABEL
-from nnunet_archs.study.plots import UNITS, plot_cases, plot_pareto
-from nnunet_archs.study.records import TrainingCost, assemble, failures, training_costs, training_jobs
+from nnunet_archs.study.plots import UNITS, plot_cases, plot_pareto, plot_sizes
+from nnunet_archs.study.records import (TrainingCost, assemble, assemble_objects, failures, training_costs,
+                                        training_jobs)
 from nnunet_archs.study.spec import StudySpec
 from nnunet_archs.study.statistics import (ALPHA, MIN_PAIRED_CASES, POWER, SMALL_SAMPLE, PairedComparison,
-                                           StudyStatistics, Summary, analyse, case_matrix, normalise, scored)
+                                           SizeBinRecall, StudyStatistics, Summary, analyse, case_matrix,
+                                           detection_by_size, normalise, scored)
 
 SMALL_SAMPLE_NOTE = (f"† fewer than {SMALL_SAMPLE} cases: in simulations of skewed per-case values the 95 % "
                      f"intervals covered the true mean less often than 95 % (BENCHMARKS.md, coverage of the "
@@ -69,7 +71,7 @@ def verdict_line(comparison: Optional[PairedComparison], architecture: str, base
     unit = UNITS.get(metric, "")
     text = (f"{architecture} vs {baseline}: {_signed(comparison.mean_difference)}{unit} {endpoint} (95 % CI "
             f"{_signed(comparison.ci[0])}, {_signed(comparison.ci[1])}), p = {_p(comparison.p_holm)} (Holm), "
-            f"{comparison.n_pairs} paired cases, smallest difference detectable at {POWER:.0%} power "
+            f"{comparison.n_pairs} paired cases, smallest difference detectable at {POWER * 100:.0f} % power "
             f"{_fmt(comparison.detectable_difference)}{unit}: ")
     margin = f"±{comparison.margin:g}{unit}" if comparison.margin is not None else None
     if comparison.verdict == "too few cases":
@@ -90,10 +92,10 @@ class Report:
     def __init__(self, spec: StudySpec, layout: StudyLayout, table: pd.DataFrame, statistics: StudyStatistics,
                  test_statistics: Optional[StudyStatistics], costs: Dict[str, dict],
                  training: Dict[str, TrainingCost], failed: List[str], jobs: List[List[str]], header: str,
-                 machine: List[dict]):
+                 machine: List[dict], sizes: List[SizeBinRecall]):
         self.spec, self.layout, self.table, self.statistics = spec, layout, table, statistics
         self.test_statistics, self.costs, self.training = test_statistics, costs, training
-        self.failed, self.jobs, self.header, self.machine = failed, jobs, header, machine
+        self.failed, self.jobs, self.header, self.machine, self.sizes = failed, jobs, header, machine, sizes
         self.metric, self.label = statistics.primary
         self.endpoint = endpoint_name(self.metric, self.label)
 
@@ -207,6 +209,17 @@ class Report:
                                  "" if comparison is None else _p(comparison.p_holm)])
         return rows
 
+    def size_rows(self) -> List[List[str]]:
+        """Per label and size bin: the reference objects, and each architecture's share of them found."""
+        cells = {(s.label, s.size_bin, s.architecture): s for s in self.sizes}
+        rows = []
+        for label, size in dict.fromkeys((s.label, s.size_bin) for s in self.sizes):
+            counts = {s.n_objects for s in self.sizes if (s.label, s.size_bin) == (label, size)}
+            rows.append([label, size, "/".join(map(str, sorted(counts)))] + [
+                f"{_fmt(cells[key].recall, 2)} {_interval(cells[key].ci, 2)}" if key in cells else "n/a"
+                for key in ((label, size, a) for a in self.spec.architectures)])
+        return rows
+
     # -- files ---------------------------------------------------------------------------------------------------
     def markdown(self) -> str:
         def table(header: List[str], rows: List[List[str]]) -> List[str]:
@@ -246,6 +259,11 @@ class Report:
                 lines.append(f"\nRank stability ({metric}, secondary): first in " + ", ".join(
                     f"{a} {_fmt(100 * s, 0)} %" for a, s in shares.items()) +
                     f" of {self.statistics.resamples} bootstrap resamples of the cases.")
+        if self.sizes:
+            lines += ["", "### Detection by object size: share of the reference objects found (cross-validation, "
+                      "all training seeds pooled; 95 % CI from resampling the cases)", ""]
+            lines += table(["label", "object size (mm³; mm² in 2D)", "reference objects", *self.spec.architectures],
+                           self.size_rows())
         if self.test_statistics is not None:
             lines += ["", "### Labelled test set (imagesTs/labelsTs), ensemble of each training seed's fold models; "
                       "never mixed with the cross-validation above", ""]
@@ -286,12 +304,16 @@ class Report:
             f"equivalent when the 90 % interval of the difference lies inside the margin (two one-sided tests at "
             f"5 %; margins: {margins}), else inconclusive; no verdict from fewer than {MIN_PAIRED_CASES} paired "
             f"cases. Smallest detectable difference: the true mean difference a two-sided paired t-test at "
-            f"α = {ALPHA:g} (unadjusted) finds with {POWER:.0%} power, from the number of paired cases and the "
-            f"observed sd of the differences (noncentral t). Spread over training seeds: sd of each network's mean "
+            f"α = {ALPHA:g} (unadjusted) finds with {POWER * 100:.0f} % power, from the number of paired cases and "
+            f"the observed sd of the differences (noncentral t). Spread over training seeds: sd of each network's mean "
             f"per seed; the seed-pair share counts the pairs (its seed, the baseline's seed) in which its mean is "
             f"better. Rank stability = share of bootstrap resamples of the cases in which an architecture has the "
             f"best mean (ties split). NSD at {spec.nsd_tolerance_mm:g} mm and HD95 in mm use the image spacing "
-            f"(MONAI); voxels of the ignore label are left out of both masks. "
+            f"(MONAI); voxels of the ignore label are left out of both masks. Objects: the connected components of "
+            f"a label (26-connected in 3D, 8 in 2D), matched one to one by optimal assignment at IoU > "
+            f"{spec.match_iou:g}; DetectionRecall = matched / reference objects, DetectionPrecision = matched / "
+            f"predicted objects, DetectionF1 = 2 matched / (reference + predicted objects), FalsePositiveObjects = "
+            f"unmatched predicted objects per case (no object on either side: not applicable). "
             f"{EMPTY_CONVENTIONS.format(hd95=FAILURE_TEXT[statistics.failures])} "
             f"torch.compile {'on' if spec.compile_enabled else 'off'} (nnU-Net's nnUNet_compile).{versions}")
 
@@ -299,6 +321,11 @@ class Report:
         folder = self.layout.report
         (folder / "results.md").write_text(self.markdown())
         self.write_csv(folder / "results.csv")
+        if self.sizes:
+            pd.DataFrame([{"architecture": s.architecture, "label": s.label, "size_bin_mm3": s.size_bin,
+                           "reference_objects": s.n_objects, "cases": s.n_cases, "recall": s.recall,
+                           "ci_low": s.ci[0], "ci_high": s.ci[1]} for s in self.sizes]).to_csv(
+                folder / "detection_by_size.csv", index=False)
         (folder / "results.tex").write_text(self.latex())
         self.plot(folder)
         return folder / "results.md"
@@ -375,14 +402,21 @@ class Report:
                     "planner's estimate)", folder / "pareto_memory.png", architectures)
         plot_pareto(summaries, minutes, self.metric, self.endpoint, "training time per training (min)",
                     folder / "pareto_time.png", architectures)
+        for label in dict.fromkeys(s.label for s in self.sizes):
+            plot_sizes([s for s in self.sizes if s.label == label], architectures, label,
+                       folder / f"detection_by_size_{label}.png")
+
+
+def check_report_folder(report_folder: Path) -> None:
+    for needed in ("study.json", "layout.json"):
+        if not (report_folder / needed).exists():
+            raise UserError(f"{report_folder} is not a study report folder: {needed} is missing")
 
 
 def build_report(report_folder: Path, header_extra: str = "", failures_convention: Optional[str] = None) -> Report:
     """Assemble the per-case tables, run the statistics and prepare the report of a study folder;
     ``failures_convention`` overrides the study's (``report --failures``) without evaluating again."""
-    for needed in ("study.json", "layout.json"):
-        if not (report_folder / needed).exists():
-            raise UserError(f"{report_folder} is not a study report folder: {needed} is missing")
+    check_report_folder(report_folder)
     spec = StudySpec.from_json((report_folder / "study.json").read_text())
     layout_data = json.loads((report_folder / "layout.json").read_text())
     layout = StudyLayout(**{k: Path(v) for k, v in layout_data.items()})
@@ -400,6 +434,10 @@ def build_report(report_folder: Path, header_extra: str = "", failures_conventio
         test_table, spec.architectures, spec.baseline, spec.metrics, spec.seed, spec.bootstrap_resamples, **options)
     costs_path = report_folder / "costs.json"
     costs = json.loads(costs_path.read_text()) if costs_path.exists() else {}
+    objects = assemble_objects([layout.fold_metrics(a, f, s) for a in spec.architectures for s in spec.training_seeds
+                                for f in spec.folds], report_folder / "per_object.csv")
+    sizes = [] if objects is None else detection_by_size(objects, spec.architectures, spec.seed,
+                                                         spec.bootstrap_resamples)
     machine_path = report_folder / "environment.json"
     machine = json.loads(machine_path.read_text())["sessions"] if machine_path.exists() else []
     header = (f"Study of dataset {spec.dataset_id} ({layout.raw.name}), configuration {spec.configuration}, folds "
@@ -409,4 +447,4 @@ def build_report(report_folder: Path, header_extra: str = "", failures_conventio
               f"tolerance {spec.nsd_tolerance_mm:g} mm, failures scored {convention}, bootstrap seed "
               f"{spec.seed}{header_extra}")
     return Report(spec, layout, scored(normalise(table), convention), statistics, test_statistics, costs,
-                  training_costs(spec, layout), failures(layout), training_jobs(spec, layout), header, machine)
+                  training_costs(spec, layout), failures(layout), training_jobs(spec, layout), header, machine, sizes)

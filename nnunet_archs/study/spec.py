@@ -14,7 +14,9 @@ from typing import Dict, List, Optional
 
 from nnunet_archs.errors import UserError
 from nnunet_archs.planning.memory import check_memory_target
-from nnunet_archs.study.metrics import MEAN_LABEL, METRICS, check_failure_convention, check_metrics
+from nnunet_archs.study.metrics import (MEAN_LABEL, METRICS, check_failure_convention, check_metrics,
+                                        check_object_labels)
+from nnunet_archs.study.objects import check_threshold
 from nnunet_archs.training.environment import training_variables
 
 FOLDS = (0, 1, 2, 3, 4)
@@ -24,7 +26,8 @@ FLAGS = {"dataset_id": "-d", "architectures": "--architectures", "configuration"
          "bootstrap_resamples": "--bootstrap", "budget": "--epochs/--iterations/--val-iterations/--minutes/"
          "--mirroring", "gpu_memory_target": "-gpu_memory_target", "device": "-device", "compile": "--no-compile",
          "num_gpus": "--num-gpus", "scale_batch": "--scale-batch", "study_id": "-o", "training_seeds":
-         "--training-seeds", "primary": "--primary", "margins": "--margin", "failures": "--failures"}
+         "--training-seeds", "primary": "--primary", "margins": "--margin", "failures": "--failures",
+         "object_labels": "--object-labels", "match_iou": "--match-iou"}
 
 
 @dataclass
@@ -80,6 +83,8 @@ class StudySpec:
     primary: Optional[str] = None  # METRIC[:LABEL], the endpoint of the verdict; default Dice (else the first metric)
     margins: Dict[str, float] = field(default_factory=dict)  # metric -> equivalence margin in its unit
     failures: str = "worst"  # how a missed or invented structure's HD95 enters the statistics
+    object_labels: Optional[List[str]] = None  # labels whose objects are counted; None: every foreground label
+    match_iou: float = 0.0  # a predicted object matches a reference object at IoU above this (0: any overlap)
 
     def __post_init__(self):
         if self.baseline is None and self.architectures:
@@ -128,6 +133,7 @@ class StudySpec:
             if not margin > 0:
                 raise UserError(f"--margin {metric}={margin:g}: the margin must be > 0 (in the metric's unit)")
         check_failure_convention(self.failures)
+        check_threshold(self.match_iou)
         if not re.fullmatch(r"[A-Za-z0-9]+(_[A-Za-z0-9]+)*", self.study_id):
             raise UserError(f"study id {self.study_id!r} must be letters and digits joined by single underscores")
 
@@ -149,10 +155,12 @@ class StudySpec:
         return self.primary.split(":", 1)[1] if ":" in self.primary else MEAN_LABEL
 
     def check_labels(self, labels: List[str]) -> None:
-        """Refuse a primary endpoint whose label the dataset does not have (``labels``: its foreground names)."""
+        """Refuse a primary endpoint or object labels the dataset does not have (``labels``: its foreground
+        names)."""
         if self.primary_label != MEAN_LABEL and self.primary_label not in labels:
             raise UserError(f"--primary {self.primary!r}: the dataset has no label {self.primary_label!r}; choose "
                             f"one of {labels} or {MEAN_LABEL!r} (the mean over a case's labels, the default)")
+        check_object_labels(self.object_labels, labels)
 
     @property
     def compile_enabled(self) -> bool:

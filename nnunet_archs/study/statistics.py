@@ -16,7 +16,8 @@ one value per architecture, and cases are what the statistics resample:
 - a verdict for the primary endpoint only (better / worse / equivalent within a margin / inconclusive, or too few
   cases to conclude), so that verdicts do not multiply across metrics and labels;
 - rank stability (the idea of challengeR, Wiesenfarth et al., Sci Rep 2021): how often each architecture ranks
-  first when the cases are resampled with replacement.
+  first when the cases are resampled with replacement;
+- from the objects table: detection recall per object-size bin, with an interval from resampling the cases.
 
 Confidence intervals are studentized bootstrap (bootstrap-t) intervals of the mean: in simulations of small
 samples of skewed per-case values (``benchmarks/coverage.py``, BENCHMARKS.md) they held their nominal coverage
@@ -38,6 +39,7 @@ from scipy import optimize, stats
 from nnunet_archs.errors import UserError
 from nnunet_archs.study.metrics import (COLUMNS, LOWER_IS_BETTER, MEAN_LABEL, MISSED, REQUIRED_COLUMNS, SPURIOUS,
                                         check_failure_convention)
+from nnunet_archs.study.objects import SIZE_EDGES_MM3, size_bin
 
 ALPHA = 0.05
 POWER = 0.8
@@ -314,4 +316,45 @@ def analyse(table: pd.DataFrame, architectures: Sequence[str], baseline: str, me
             result.comparisons += family
             if label == MEAN_LABEL or (metric, label) == tuple(primary):
                 result.rank_first[(metric, label)] = rank_first_shares(matrix, higher_is_better, seed, resamples)
+    return result
+
+
+@dataclass
+class SizeBinRecall:
+    """Detection recall of one architecture and label over the reference objects of one size bin (all training
+    seeds pooled), with a 95 % percentile interval from resampling the cases."""
+
+    architecture: str
+    label: str
+    size_bin: str
+    n_objects: int
+    n_cases: int
+    recall: float
+    ci: Tuple[float, float]
+
+
+def detection_by_size(objects: pd.DataFrame, architectures: Sequence[str], seed: int,
+                      resamples: int) -> List[SizeBinRecall]:
+    """Per label and size bin (``objects.SIZE_EDGES_MM3``, in order), each architecture's share of the reference
+    objects it found; a bin without objects for an architecture is left out (not applicable)."""
+    references = objects[objects["side"] == "reference"]
+    if references.empty:
+        return []
+    references = references.assign(bin=references["size_mm3"].astype(float).map(size_bin),
+                                   matched=references["matched"].astype(str).str.lower() == "true",
+                                   case=references["case"].astype(str))
+    order = {name: i for i, name in enumerate(size_bin(low) for low in SIZE_EDGES_MM3[:-1])}
+    result = []
+    for (label, name), group in sorted(references.groupby(["label", "bin"]), key=lambda g: (g[0][0], order[g[0][1]])):
+        for architecture in architectures:
+            per_case = group[group["architecture"] == architecture].groupby("case")["matched"].agg(["sum", "count"])
+            if per_case.empty:
+                continue
+            found, counts = per_case["sum"].to_numpy(float), per_case["count"].to_numpy(float)
+            rng = np.random.default_rng(seed)
+            draws = rng.integers(0, len(per_case), (resamples, len(per_case)))
+            shares = found[draws].sum(1) / counts[draws].sum(1)
+            low, high = np.quantile(shares, [0.025, 0.975]) if len(per_case) > 1 else (math.nan, math.nan)
+            result.append(SizeBinRecall(architecture, str(label), name, int(counts.sum()), len(per_case),
+                                        float(found.sum() / counts.sum()), (float(low), float(high))))
     return result

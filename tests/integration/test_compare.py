@@ -28,8 +28,10 @@ ARCHITECTURES = ["UIUNet", CUSTOM_NETWORK]
 CUSTOM = "BottleneckResUNet"
 # nnU-Net's mirroring kept: UIU-Net's test-set prediction is its end-to-end nnUNetv2_predict with default TTA
 BUDGET = ["--epochs", "2", "--iterations", "1", "--val-iterations", "1", "--mirroring"]
-# the verdict's endpoint and an equivalence margin, through the command line
-VERDICT = ["--primary", "Dice:small", "--margin", "Dice=0.05"]
+# the verdict's endpoint and an equivalence margin, through the command line; one object metric for the blobs
+# (report --metrics adds the others from the stored predictions: test_report_adds_metrics_without_training_again)
+VERDICT = ["--primary", "Dice:small", "--margin", "Dice=0.05", "--metrics", "Dice", "NSD", "HD95", "DetectionRecall",
+           "--object-labels", "small"]
 
 
 def compare_args(report: Path, *extra: str):
@@ -139,15 +141,23 @@ def test_the_completed_study_has_every_per_case_row_a_report_and_plots(study, nn
     splits = json.loads((nnunet.preprocessed / nnunet.raw_dataset(DATASET_2D).name / "splits_final.json").read_text())
     cases = {(str(f), c) for f in (0, 1) for c in splits[f]["val"]}
     assert {(r["fold"], r["case"]) for r in rows} == cases
-    assert len(rows) == len(cells) == 2 * len(cases) * 2 * 3  # architectures x validation cases x labels x metrics
+    # architectures x validation cases x (labels x metrics + the small label's object metric)
+    assert len(rows) == len(cells) == 2 * len(cases) * (2 * 3 + 1)
     assert {r["fold"] for r in rows} == {"0", "1"} and {r["architecture"] for r in rows} == set(ARCHITECTURES)
+    assert {r["label"] for r in rows if r["metric"] == "DetectionRecall"} == {"small"}
     test_rows = list(csv.DictReader(open(report / "per_case_test.csv")))
-    assert len(test_rows) == 2 * 2 * 2 * 3 and {r["fold"] for r in test_rows} == {"ensemble"}
+    assert len(test_rows) == 2 * 2 * (2 * 3 + 1) and {r["fold"] for r in test_rows} == {"ensemble"}
+    objects = list(csv.DictReader(open(report / "per_object.csv")))
+    references = {a: sorted((r["case"], r["object"], r["size_mm3"]) for r in objects
+                            if r["side"] == "reference" and r["architecture"] == a) for a in ARCHITECTURES}
+    assert {r["label"] for r in objects} == {"small"} and references[ARCHITECTURES[0]]
+    assert references[ARCHITECTURES[0]] == references[ARCHITECTURES[1]]  # one reference, whoever predicted
     results = (report / "results.md").read_text()
     assert f"| {CUSTOM_NETWORK} |" in results and "Δ Dice vs UIUNet" in results
     assert f"{CUSTOM_NETWORK} vs UIUNet:" in results and "Dice (label small)" in results
     assert "Ranking by the primary endpoint: 1. " in results and "Rank stability (HD95, secondary)" in results
     assert "### Secondary endpoints" in results and "Labelled test set" in results and "| 64x64 |" in results
+    assert "### Detection by object size" in results and (report / "detection_by_size_small.png").exists()
     # a few cases per fold here: a verdict needs 10 paired cases, and the intervals carry the small-sample mark
     assert "too few paired cases to conclude" in results and "† fewer than 20 cases" in results
     table = list(csv.DictReader(open(report / "results.csv")))
@@ -232,3 +242,28 @@ def test_report_switches_the_failure_convention_without_evaluating_again(study, 
             assert int(row["n_cases"]) <= int(before["n_cases"])
         else:
             assert row["mean"] == before["mean"]
+
+
+def test_report_adds_metrics_without_training_again(study, nnunet, tmp_path):
+    """``report DIR --metrics`` on a copy of the finished study: the object metrics it did not measure are computed
+    from the stored validation and test predictions; no job runs again."""
+    import shutil
+    copy = tmp_path / "added"
+    shutil.copytree(study["report"], copy, ignore=shutil.ignore_patterns("submitit"))
+    layout = json.loads((copy / "layout.json").read_text())
+    layout["report"] = str(copy)
+    (copy / "layout.json").write_text(json.dumps(layout))
+    markers = done_markers(copy)
+    result = nnunet.run_in_process("report", str(copy), "--metrics", "DetectionF1", "FalsePositiveObjects")
+    assert result.returncode == 0, result.stderr
+    assert "Added DetectionF1, FalsePositiveObjects from the stored predictions" in result.stdout
+    assert done_markers(copy) == markers
+    assert json.loads((copy / "study.json").read_text())["metrics"][-2:] == ["DetectionF1", "FalsePositiveObjects"]
+    rows = list(csv.DictReader(open(copy / "per_case.csv")))
+    recall = {(r["architecture"], r["case"]) for r in rows if r["metric"] == "DetectionRecall"}
+    assert {(r["architecture"], r["case"]) for r in rows if r["metric"] == "DetectionF1"} == recall
+    assert any(r["metric"] == "FalsePositiveObjects" for r in csv.DictReader(open(copy / "per_case_test.csv")))
+    again = nnunet.run_in_process("report", str(copy), "--metrics", "DetectionF1")  # nothing new: a plain redraw
+    assert again.returncode == 0 and "Added" not in again.stdout
+    refused = nnunet.run_in_process("report", str(copy), "--metrics", "Jaccard")
+    assert refused.returncode == 2 and "unknown metric(s) ['Jaccard']" in refused.stderr

@@ -16,7 +16,8 @@ from tests.integration.conftest import DATASET_2D
     (["-a", "PlainConvUNet", "no_such_module.Net"], "no_such_module"),
     (["-a", "PlainConvUNet", "tests.integration.custom_net.BottleneckResUNet"], "has no calibration: run "
                                                                                "nnunet-archs calibrate"),
-    (["--metrics", "Dice", "Jaccard"], "unknown metric(s) ['Jaccard']; choose from ['Dice', 'NSD', 'HD95']"),
+    (["--metrics", "Dice", "Jaccard"], "unknown metric(s) ['Jaccard']; choose from ['Dice', 'NSD', 'HD95', "
+                                       "'DetectionRecall', 'DetectionPrecision', 'DetectionF1', 'FalsePositiveObjects']"),
     (["--baseline", "UIUNet"], "--baseline 'UIUNet' is not among the architectures"),
     (["--folds", "0"], "--folds needs at least 2 folds"),
     (["--folds", "0", "7"], "--folds must be distinct values out of [0, 1, 2, 3, 4]"),
@@ -65,14 +66,20 @@ def test_an_existing_report_folder_needs_resume_or_overwrite(nnunet):
     (["--margin", "Dice"], "--margin takes METRIC=DELTA"),
     (["--primary", "IoU"], "--primary 'IoU': the metric must be one of the study's --metrics"),
     (["--primary", "NSD", "--metrics", "Dice"], "--primary 'NSD': the metric must be one of the study's --metrics"),
+    (["--match-iou", "1"], "--match-iou must be in [0, 1), got 1"),
+    (["--match-iou", "-0.1"], "--match-iou must be in [0, 1), got -0.1"),
 ])
 def test_bad_verdict_settings_are_one_clear_message(tmp_path, monkeypatch, capsys, arguments, message):
     test_bad_arguments_are_one_clear_message_before_anything_runs(tmp_path, monkeypatch, capsys, arguments, message)
 
 
-def test_a_primary_label_the_dataset_lacks_is_refused(nnunet):
-    result = nnunet.run_in_process("compare", "-d", str(DATASET_2D), "-c", "2d", "--folds", "0", "1", "--primary",
-                                   "Dice:tumour", "-o", str(nnunet.root / "r_tumour"))
-    assert result.returncode == 2 and "the dataset has no label 'tumour'; choose one of ['large', 'small']" in \
-        result.stderr, result.stderr
-    assert not (nnunet.root / "r_tumour").exists()
+@pytest.mark.parametrize("arguments, message", [
+    (["--primary", "Dice:tumour"], "the dataset has no label 'tumour'; choose one of ['large', 'small']"),
+    (["--object-labels", "small", "vessel"], "--object-labels ['small', 'vessel']: the dataset's labels are "
+                                             "['large', 'small']"),
+])
+def test_labels_the_dataset_lacks_are_refused(nnunet, arguments, message):
+    result = nnunet.run_in_process("compare", "-d", str(DATASET_2D), "-c", "2d", "--folds", "0", "1", *arguments,
+                                   "-o", str(nnunet.root / "r_labels"))
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert not (nnunet.root / "r_labels").exists()
