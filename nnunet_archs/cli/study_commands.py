@@ -17,9 +17,14 @@ COMPARE_DESCRIPTION = (
 def add_commands(commands) -> None:
     _add_compare(commands)
     report = commands.add_parser("report", help="recompute the statistics and redraw the report of a study folder "
-                                                "from its per-case metrics")
+                                                "from its per-case metrics; or combine the studies of several "
+                                                "datasets into one ranking (-o)")
     report.set_defaults(run=redraw_report)
-    report.add_argument("folder", type=Path)
+    report.add_argument("folder", type=Path, nargs="+", help="a study's report folder (redrawn in place), or two "
+                        "or more finished studies of the same networks on different datasets (with -o)")
+    report.add_argument("-o", "--output", type=Path, default=None, help="folder for the combined report of two or "
+                        "more studies")
+    report.add_argument("--overwrite", action="store_true", help="replace an existing -o folder (that one only)")
     report.add_argument("--failures", choices=["worst", "exclude"], default=None, help="how a missed or invented "
                         "structure's HD95 enters the statistics (default: the study's --failures)")
     report.add_argument("--metrics", nargs="+", default=[], help="metrics to add to the study, computed from its "
@@ -158,11 +163,24 @@ def compare(args: argparse.Namespace) -> None:
 
 
 def redraw_report(args: argparse.Namespace) -> None:
+    from nnunet_archs.errors import UserError
+    if len(args.folder) > 1 or args.output is not None:
+        if len(args.folder) < 2 or args.output is None:
+            raise UserError("combining studies needs two or more study folders and -o OUT (one folder alone is "
+                            "redrawn in place, without -o)")
+        if args.metrics or args.failures:
+            raise UserError("--metrics and --failures apply to one study folder; combine the studies as they are")
+        from nnunet_archs.study.combined import combine_studies
+        print(combine_studies(args.folder, args.output, args.overwrite).read_text())
+        print(f"Combined report: {args.output} (combined.md, combined.csv, results.tex, ranks_blob.png, "
+              f"significance.png, challenger.csv)")
+        return
     from nnunet_archs.study.extend import add_metrics
     from nnunet_archs.study.report import build_report, check_report_folder
-    check_report_folder(args.folder)
-    added = add_metrics(args.folder, args.metrics) if args.metrics else []
-    print(build_report(args.folder, failures_convention=args.failures).write().read_text())
+    folder, = args.folder
+    check_report_folder(folder)
+    added = add_metrics(folder, args.metrics) if args.metrics else []
+    print(build_report(folder, failures_convention=args.failures).write().read_text())
     if added:
         print(f"Added {', '.join(added)} from the stored predictions; study.json lists them now (give the same "
               f"--metrics to compare --resume)")

@@ -93,3 +93,49 @@ def plot_sizes(recalls: Sequence, architectures: Sequence[str], label: str, path
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+def plot_rank_blobs(consensus, datasets: Sequence[str], path: Path) -> None:
+    """challengeR's blob plot: per dataset (and for the consensus) how often each network took each rank over
+    the bootstrap resamples, a disc's area proportional to the share; the observed rank marked with a cross."""
+    plt = _pyplot()
+    architectures = consensus.architectures
+    panels = [(name, consensus.dataset_rank_shares[name], consensus.dataset_ranks[name]) for name in datasets]
+    panels.append(("consensus", consensus.rank_shares, consensus.rank))
+    figure, axes = plt.subplots(1, len(panels), figsize=(1.2 + 2.2 * len(panels), 3.8), sharey=True, squeeze=False)
+    for axis, (title, shares, observed) in zip(axes[0], panels):
+        for x, architecture in enumerate(architectures):
+            for rank, share in shares[architecture].items():
+                axis.scatter(x, rank, s=600 * share, alpha=0.6, color=f"C{x}")
+            axis.scatter(x, observed[architecture], marker="x", color="black", s=25)
+        axis.set_xticks(range(len(architectures)), architectures, rotation=45, ha="right")
+        axis.set_yticks(range(1, len(architectures) + 1))
+        axis.set_title(title, fontsize=8)
+        axis.set_ylim(len(architectures) + 0.6, 0.4)
+    axes[0][0].set_ylabel("rank (1 = best)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def plot_significance(pairs: Dict[str, list], architectures: Sequence[str], path: Path) -> None:
+    """Per dataset, which network the Holm-corrected paired test finds better: row better than column in dark,
+    worse in light, no evidence of a difference blank."""
+    plt = _pyplot()
+    n = len(architectures)
+    figure, axes = plt.subplots(1, len(pairs), figsize=(1.5 + 2.6 * len(pairs), 3.2), squeeze=False)
+    for axis, (name, results) in zip(axes[0], pairs.items()):
+        grid = np.full((n, n), 0.5)
+        for result in results:
+            i, j = architectures.index(result.first), architectures.index(result.second)
+            if result.better:
+                better, worse = (i, j) if result.better == result.first else (j, i)
+                grid[better, worse], grid[worse, better] = 1.0, 0.0
+        axis.imshow(grid, cmap="RdYlGn", vmin=0, vmax=1)
+        axis.set_xticks(range(n), architectures, rotation=45, ha="right", fontsize=8)
+        axis.set_yticks(range(n), architectures, fontsize=8)
+        axis.set_title(name, fontsize=9)
+    figure.suptitle("row better (green) or worse (red) than column; yellow: no evidence", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

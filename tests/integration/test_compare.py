@@ -15,6 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -267,3 +268,59 @@ def test_report_adds_metrics_without_training_again(study, nnunet, tmp_path):
     assert again.returncode == 0 and "Added" not in again.stdout
     refused = nnunet.run_in_process("report", str(copy), "--metrics", "Jaccard")
     assert refused.returncode == 2 and "unknown metric(s) ['Jaccard']" in refused.stderr
+
+
+def copied_study(study, destination: Path, edit=None) -> Path:
+    """The finished study's report folder copied elsewhere, its per-case values edited by ``edit`` (a second
+    "dataset" for the combined report, which reads only these stored files)."""
+    import shutil
+    shutil.copytree(study["report"], destination, ignore=shutil.ignore_patterns("submitit", "test_predictions"))
+    if edit is not None:
+        table = pd.read_csv(destination / "per_case.csv", dtype=str)
+        edit(table)
+        table.to_csv(destination / "per_case.csv", index=False)
+    return destination
+
+
+def test_two_datasets_combine_into_one_ranking(study, nnunet, tmp_path):
+    import numpy as np
+
+    def swap(table):  # the second "dataset": the custom network clearly ahead on the primary endpoint
+        rows = (table["architecture"] == CUSTOM_NETWORK) & (table["metric"] == "Dice")
+        table.loc[rows, "value"] = np.clip(table.loc[rows, "value"].astype(float) + 0.5, 0, 1).astype(str)
+    first = copied_study(study, tmp_path / "first_dataset")
+    second = copied_study(study, tmp_path / "second_dataset", swap)
+    output = tmp_path / "combined"
+    result = nnunet.run_in_process("report", str(first), str(second), "-o", str(output))
+    assert result.returncode == 0, result.stderr
+    text = (output / "combined.md").read_text()
+    assert "Combined report of 2 studies" in text and "(first_dataset)" in text and "(second_dataset)" in text
+    assert "mean-then-rank" in text and "Holm-corrected over all pairs of that dataset" in text
+    assert "The studies were run with the same settings." in text
+    rows = pd.read_csv(output / "combined.csv")
+    second_ranks = rows[rows["folder"].str.endswith("second_dataset")].set_index("architecture")["rank"]
+    assert second_ranks[CUSTOM_NETWORK] == 1.0
+    challenger = pd.read_csv(output / "challenger.csv")
+    assert set(challenger["task"]) == set(rows["dataset"]) and set(challenger["algorithm"]) == set(ARCHITECTURES)
+    for picture in ("ranks_blob.png", "significance.png"):
+        assert (output / picture).stat().st_size > 5_000, picture
+    assert "\\toprule" in (output / "results.tex").read_text()
+
+    refused = nnunet.run_in_process("report", str(first), str(second), "-o", str(output))  # exists already
+    assert refused.returncode == 2 and "pass --overwrite" in refused.stderr
+    assert nnunet.run_in_process("report", str(first), str(second), "-o", str(output),
+                                 "--overwrite").returncode == 0
+    assert nnunet.run_in_process("report", str(first), str(second)).returncode == 2  # no -o
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    result = nnunet.run_in_process("report", str(first), str(unfinished), "-o", str(tmp_path / "c2"))
+    assert result.returncode == 2 and "is not a finished study" in result.stderr
+    other = copied_study(study, tmp_path / "other_networks", lambda t: t.replace({"UIUNet": "KiUNet"}, inplace=True))
+    spec = json.loads((other / "study.json").read_text())
+    spec["architectures"] = ["KiUNet", CUSTOM_NETWORK]
+    spec["baseline"] = "KiUNet"
+    (other / "study.json").write_text(json.dumps(spec))
+    result = nnunet.run_in_process("report", str(first), str(other), "-o", str(tmp_path / "c3"))
+    assert result.returncode == 2 and "compare different architectures" in result.stderr
+    assert "['KiUNet', 'tests.integration.custom_net.BottleneckResUNet']" in result.stderr
+    assert not (tmp_path / "c2").exists() and not (tmp_path / "c3").exists()
