@@ -1,25 +1,27 @@
-"""GPU validation: every network trained the way nnU-Net trains it on a GPU, at the M preset's planned configuration.
+"""GPU validation: one prepared command that a lent GPU machine runs once, stopping itself within a time budget.
 
-For PlainConvUNet, ResEncUNet, KiUNet and UIUNet (``nnunet_archs.registry``):
-1. plan with the network's M planner (ours; nnU-Net's nnUNetPlannerResEncM for ResEncUNet) at 8 GB on a synthetic
-   fingerprint made from a built-in real plans entry (its spacing; its planned patch as the median image size);
-2. run nnU-Net's training step at that patch and batch (``profiling.TrainingStep`` with nnU-Net's Dice+CE loss under
-   deep supervision, SGD with Nesterov momentum, fp16 autocast with a GradScaler), eager and torch.compile'd from
-   the same initial weights: the first step's loss must be finite and the compiled one close to the eager one;
-3. measure the peak of ``torch.cuda.max_memory_allocated`` over the timed steps against the planner's target (the
-   planner-honesty table, measured; "vs ResEnc" is the ratio to ResEnc's peak/target, the goal is 1 +- 0.15) and
-   the median step time, relative to PlainConvUNet and ResEncUNet (all planned for the same memory);
-4. train each with stock ``nnUNetv2_train -device cuda`` and ``nnUNet_compile=t`` for a few iterations
-   (nnUNetTrainerBudget, a tiny synthetic dataset planned by the same planners), reading the epoch time and peak
-   memory that nnUNetTrainerBudget records.
-Prints one table and writes JSON (``--output``). A device command is limited to 10 minutes: ``--parts`` and
-``--networks`` split the work (e.g. ``--parts steps``, then ``--parts train --networks PlainConvUNet ResEncUNet``).
+Parts, in priority order (``--parts`` chooses; each writes the JSON after every network, so a run cut short keeps
+what it measured, and a part that would not fit the remaining ``--budget-seconds`` is skipped and says so):
 
-    python benchmarks/gpu_validation.py [--output benchmark_output/gpu_validation.json] [--parts steps train]
+1. ``steps``: nnU-Net's training step (Dice+CE under deep supervision, SGD with Nesterov momentum, fp16 autocast
+   with a GradScaler), eager, for PlainConvUNet, ResEncUNet, KiUNet and UIUNet each at the configuration its own M
+   planner plans at 8 GB on a synthetic fingerprint made from a built-in real plans entry; peak of
+   ``torch.cuda.max_memory_allocated`` and median step time, against ResEnc's;
+2. ``inference``: one case of the fingerprint's median size predicted by nnU-Net's predictor (sliding window,
+   Gaussian weighting, test-time mirroring) with each network: seconds per case and peak memory;
+3. ``calibration``: each network's bytes per sample against ResidualEncoderUNet's at its planned 3D patch and a 2D
+   configuration's patch (``calibration.measure``, allocator peak under fp16 autocast): the estimate-per-byte
+   factors the planners would use, measured where planning happens;
+4. ``compiled``: the same steps through ``torch.compile`` (compiled first loss close to eager's), and a
+   ``torch.profiler`` summary of UIU-Net's compiled step;
+5. ``large``: the eager steps at the L preset (24 GB);
+6. ``train``: stock ``nnUNetv2_train -device cuda`` with ``nnUNet_compile=t`` for a few iterations.
+
+    benchmarks/gpu_check.sh        # on the GPU machine: installs the carried wheels, then runs this within 6 min
 
 Without CUDA (or with ``--cpu-smoke``) the same code runs tiny: planned at a 0.05 GB target on a small fingerprint,
-bf16 autocast, eager only unless ``--compile``, ``-device cpu`` training of one iteration. ``make test`` runs that
-(tests/benchmarks/test_gpu_validation.py). Wheels for the lent GPU machines: benchmarks/gpu_wheels.sh.
+fp32 eager steps, CPU calibration (FakeTensors), ``-device cpu`` training of one iteration. ``make test`` runs every
+part but ``train`` that way (tests/benchmarks/test_gpu_validation.py); wheels for the GPU: benchmarks/gpu_wheels.sh.
 """
 from __future__ import annotations
 
@@ -44,6 +46,9 @@ NETWORKS = {"PlainConvUNet": "nnUNetPlannerPlainConvUNetM", "ResEncUNet": "nnUNe
             "KiUNet": "nnUNetPlannerKiUNetM", "UIUNet": "nnUNetPlannerUIUNetM"}
 REFERENCES = ("PlainConvUNet", "ResEncUNet")
 DEFAULT_RECORD = "ismaseptem/comp0251:config/nnUNetPlans.json#3d_fullres"
+RECORD_2D = "ismaseptem/comp0251:config/nnUNetPlans.json#2d"
+PARTS = ("steps", "inference", "calibration", "compiled", "large", "train")
+PRESET_GB = {"M": 8.0, "L": 24.0}
 FINGERPRINT_DATASET, TRAINING_DATASET = 901, 902
 # first-step losses of the compiled and eager step from the same weights: fp16 autocast rounds differently once
 # inductor fuses operations
@@ -83,7 +88,9 @@ def planned_record(dataset_id: int, planner_name: str, gb: float):
                                        overwrite_plans_name=f"validation_{planner_name}")
     dataset_json = json.loads(next(Path(os.environ["nnUNet_raw"]).glob(f"Dataset{dataset_id:03d}_*/dataset.json"))
                               .read_text())
-    return PlansRecord.from_plans_file(plans, planner_name, "3d_fullres", dataset_json)
+    record = PlansRecord.from_plans_file(plans, planner_name, "3d_fullres", dataset_json)
+    record.plans, record.dataset_json = plans, dataset_json  # what nnU-Net's predictor reads (measure_inference)
+    return record
 
 
 def nnunet_loss(record, compile: bool):
@@ -254,27 +261,100 @@ def format_training(rows: list) -> str:
     return "\n".join(lines)
 
 
+class Budget:
+    """Seconds left of ``total`` (None: no limit) since the process started; a unit of work starts only when the
+    longest unit so far would still fit, so the command stops itself in time."""
+
+    def __init__(self, total):
+        self.total, self.start, self.longest = total, time.perf_counter(), 0.0
+        self.skipped = []
+
+    def left(self) -> float:
+        return math.inf if self.total is None else self.total - (time.perf_counter() - self.start)
+
+    def run(self, what: str, unit):
+        if self.left() < 1.2 * self.longest:
+            self.skipped.append(what)
+            print(f"skipped (time budget): {what}", flush=True)
+            return None
+        began = time.perf_counter()
+        result = unit()
+        self.longest = max(self.longest, time.perf_counter() - began)
+        return result
+
+
+def measure_inference(name: str, record, shape, device: str) -> dict:
+    """One case of ``shape`` predicted by nnU-Net's predictor with the network at its planned configuration (random
+    weights: time and memory do not depend on them), test-time mirroring on, as nnUNetv2_predict runs it."""
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+    from nnunet_archs.registry import get_variant
+    from nnunet_archs.training.prediction import TimedPredictor
+    net = record.build_variant(get_variant(name), deep_supervision=False).to(device).eval()
+    manager = PlansManager(record.plans)
+    predictor = TimedPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=True,
+                               perform_everything_on_device=True, device=torch.device(device), allow_tqdm=False)
+    predictor.manual_initialization(net, manager, manager.get_configuration("3d_fullres"), [net.state_dict()],
+                                    record.dataset_json, "nnUNetTrainer", tuple(range(len(shape))))
+    data = torch.randn(record.num_input_channels, *shape, generator=torch.Generator().manual_seed(0))
+    predictor.predict_logits_from_preprocessed_data(data)
+    timing = predictor.timings[-1]
+    return {"network": name, "image": list(shape), "patch": list(record.patch_size), "mirroring": True, **timing,
+            "seconds_per_megavoxel": timing["seconds"] / (timing["voxels"] / 1e6)}
+
+
+def measure_calibration(name: str, records, device: str) -> dict:
+    """The network's estimate per byte against ResidualEncoderUNet's at planning sizes (allocator peak per sample
+    under fp16 autocast on CUDA, FakeTensor saved bytes under bf16 on a CPU)."""
+    from nnunet_archs.calibration import fit, measure
+    from nnunet_archs.registry import get_variant
+    points = [measure(get_variant(name), record, list(record.patch_size), "autocast", device) for record in records]
+    factor, _, residuals = fit(points)
+    return {"network": name, "points": [{"configuration": p.configuration, "patch": p.patch, "bytes": p.bytes,
+                                         "reference_bytes": p.reference_bytes, "how": p.how} for p in points],
+            "estimate_per_byte": factor, "per_point": [factor * (1 + r) for r in residuals]}
+
+
+def profile_compiled_step(record, device: str, amp: bool) -> str:
+    """torch.profiler's summary (top 20 operators by device time) of UIU-Net's compiled step."""
+    from torch.profiler import ProfilerActivity, profile
+    from nnunet_archs.profiling import TrainingStep
+    from nnunet_archs.registry import get_variant
+    net = record.build_variant(get_variant("UIUNet"), deep_supervision=True).to(device)
+    x, targets = training_batch(record, record.batch_size, device)
+    loss = nnunet_loss(record, True)
+    step = TrainingStep(net, amp=amp, compile=True, loss=lambda output: loss(output, targets))
+    for _ in range(2):  # compile and settle first
+        step(x)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with profile(activities=activities) as profiler:
+        step(x)
+        if device == "cuda":
+            torch.cuda.synchronize()
+    key = "cuda_time_total" if device == "cuda" else "cpu_time_total"
+    return profiler.key_averages().table(sort_by=key, row_limit=20)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, default=Path("benchmark_output/gpu_validation.json"))
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
-    parser.add_argument("--parts", nargs="+", default=["steps", "train"], choices=["steps", "train"])
+    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS, help="in priority order")
+    parser.add_argument("--budget-seconds", type=float, default=None, help="stop starting work after this many "
+                        "seconds from the start (default: no limit)")
     parser.add_argument("--builtin", default=DEFAULT_RECORD, help="the built-in plans entry the fingerprint is made of")
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per network and mode")
     parser.add_argument("--iterations", type=int, default=10, help="training iterations of each nnUNetv2_train run")
     parser.add_argument("--cpu-smoke", action="store_true", help="the tiny CPU path (automatic without CUDA)")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="also measure the torch.compile'd step (default: on CUDA only)")
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                         help="autocast (default: on CUDA only; bf16 3D convolutions run about 20x slower than fp32 "
                              "on a CPU without bf16 instructions)")
     parser.add_argument("--work-dir", type=Path, default=None, help="nnU-Net folders (default: a new temporary one)")
     args = parser.parse_args(argv)
+    budget = Budget(args.budget_seconds)
     smoke = args.cpu_smoke or not torch.cuda.is_available()
     device = "cpu" if smoke else "cuda"
-    compile = (not smoke) if args.compile is None else args.compile
     amp = (not smoke) if args.amp is None else args.amp
-    gb = 0.05 if smoke else 8.0
+    targets = {preset: (0.05 * gb / 8 if smoke else gb) for preset, gb in PRESET_GB.items()}
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="nnunet_archs_gpu_validation_"))
     nnunet_folders(work)
 
@@ -282,36 +362,90 @@ def main(argv=None) -> int:
     record = find_record(args.builtin)
     fingerprint_shape = record.reduced_patch(1) if smoke else record.patch_size
     result = {"date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name() if device == "cuda" else
-              f"{platform.machine()} CPU", "torch": torch.__version__, "cpu_smoke": smoke, "target_gb": gb,
+              f"{platform.machine()} CPU", "torch": torch.__version__, "cpu_smoke": smoke, "target_gb": targets,
               "fingerprint": {"record": record.id, "shape": fingerprint_shape, "spacing": record_spacing(record.id)},
-              "steps": [], "training": [], "failures": []}
+              "parts": list(args.parts), "steps": [], "large": [], "inference": [], "calibration": [],
+              "profile": None, "training": [], "skipped": budget.skipped, "failures": []}
     print(f"# GPU validation, {result['date']}, {result['device']}, torch {torch.__version__}; M preset "
-          f"({gb:g} GB) planned on a fingerprint of {record.id} (median image {fingerprint_shape}); work folder "
-          f"{work}" + ("; CPU smoke: peak = saved activations + parameters and optimizer state" if smoke else "")
-          + "\n")
+          f"({targets['M']:g} GB) planned on a fingerprint of {record.id} (median image {fingerprint_shape}); work "
+          f"folder {work}" + ("; CPU smoke: peak = saved activations + parameters and optimizer state" if smoke
+                              else "") + "\n", flush=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    if "steps" in args.parts:
+
+    def save() -> None:  # after every unit: a run cut short keeps what it measured
+        result["seconds"] = round(time.perf_counter() - budget.start, 1)
+        args.output.write_text(json.dumps(result, indent=1))
+
+    planned = {}
+    if set(args.parts) - {"train"}:
         write_fingerprint(FINGERPRINT_DATASET, fingerprint_shape, result["fingerprint"]["spacing"])
-        modes = (False, True) if compile else (False,)
-        for name in args.networks:
-            planned = planned_record(FINGERPRINT_DATASET, NETWORKS[name], gb)
-            result["steps"].extend(measure_steps(name, planned, device, amp, modes, args.repeats))
-            args.output.write_text(json.dumps(result, indent=1))  # partial results survive a time limit
-        result["failures"] += check_and_relate(result["steps"], gb)
-        print(format_steps(result["steps"], gb))
-    if "train" in args.parts:
-        result["training"] = stock_training(args.networks, device, 0.1 if smoke else gb,
-                                            1 if smoke else args.iterations, compile, work)
-        result["failures"] += [f"{r['network']}: nnUNetv2_train exited {r['returncode']}:\n{r['log_tail']}"
-                               for r in result["training"] if r["returncode"]]
-        result["failures"] += [f"{r['network']}: nnUNetv2_train did not compile" for r in result["training"]
-                               if device == "cuda" and compile and not r["compiled"]]
-        print("\n" + format_training(result["training"]))
-    args.output.write_text(json.dumps(result, indent=1))
-    print(f"\nWritten: {args.output}")
+    for part in args.parts:
+        for name in args.networks if part in ("steps", "inference", "calibration", "compiled", "large") else []:
+            preset = "L" if part == "large" else "M"
+            if (name, preset) not in planned:  # the M planner's name with the preset's letter
+                planned[(name, preset)] = planned_record(FINGERPRINT_DATASET, NETWORKS[name][:-1] + preset,
+                                                         targets[preset])
+            plans = planned[(name, preset)]
+            if part in ("steps", "compiled", "large"):
+                rows = budget.run(f"{part} {name}", lambda: measure_steps(name, plans, device, amp,
+                                                                          (part == "compiled",), args.repeats))
+                result["large" if part == "large" else "steps"] += rows or []
+            elif part == "inference":
+                row = budget.run(f"inference {name}", lambda: measure_inference(name, plans, fingerprint_shape, device))
+                result["inference"] += [row] if row else []
+            else:
+                records = [plans, find_record(RECORD_2D)]
+                row = budget.run(f"calibration {name}", lambda: measure_calibration(name, records, device))
+                result["calibration"] += [row] if row else []
+            save()
+        if part == "compiled" and "UIUNet" in args.networks:
+            result["profile"] = budget.run("profile of UIU-Net's compiled step", lambda: profile_compiled_step(
+                planned[("UIUNet", "M")], device, amp))
+            save()
+        if part == "train":
+            rows = budget.run("train", lambda: stock_training(args.networks, device, 0.1 if smoke else targets["M"],
+                                                              1 if smoke else args.iterations, not smoke, work))
+            result["training"] = rows or []
+            result["failures"] += [f"{r['network']}: nnUNetv2_train exited {r['returncode']}:\n{r['log_tail']}"
+                                   for r in result["training"] if r["returncode"]]
+            save()
+    result["failures"] += check_and_relate(result["steps"], targets["M"]) + check_and_relate(result["large"],
+                                                                                              targets["L"])
+    save()
+    for title, rows, formatter in (("Steps at the M preset", result["steps"], lambda r: format_steps(r, targets["M"])),
+                                   ("Steps at the L preset", result["large"], lambda r: format_steps(r, targets["L"])),
+                                   ("Inference per case", result["inference"], format_inference),
+                                   ("Calibration at planning sizes", result["calibration"], format_calibration),
+                                   ("nnUNetv2_train", result["training"], format_training)):
+        if rows:
+            print(f"\n## {title}\n\n{formatter(rows)}")
+    if result["profile"]:
+        print(f"\n## torch.profiler: UIU-Net's compiled step\n\n{result['profile']}")
+    print(f"\nWritten: {args.output} ({result['seconds']:.0f} s" + (f"; skipped: {', '.join(budget.skipped)}"
+                                                                   if budget.skipped else "") + ")")
     for failure in result["failures"]:
         print(f"FAILED: {failure}", file=sys.stderr)
     return 1 if result["failures"] else 0
+
+
+def format_inference(rows: list) -> str:
+    lines = ["| network | image | patch | s per case (mirroring) | s per megavoxel | peak (GiB) |",
+             "|---|---|---|---:|---:|---:|"]
+    for r in rows:
+        peak = r["max_memory_allocated_bytes"]
+        lines.append(f"| {r['network']} | {'x'.join(map(str, r['image']))} | {'x'.join(map(str, r['patch']))} "
+                     f"| {r['seconds']:.3f} | {r['seconds_per_megavoxel']:.3f} | "
+                     f"{'-' if peak is None else f'{peak / 2 ** 30:.2f}'} |")
+    return "\n".join(lines)
+
+
+def format_calibration(rows: list) -> str:
+    lines = ["| network | estimate per byte (all points) | per point (configuration: factor) |", "|---|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['network']} | {r['estimate_per_byte']:.3f} | " + ", ".join(
+            f"{p['configuration'].split('#')[-1]} {'x'.join(map(str, p['patch']))}: {f:.3f}"
+            for p, f in zip(r["points"], r["per_point"])) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

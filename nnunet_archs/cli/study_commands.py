@@ -43,6 +43,21 @@ def add_commands(commands) -> None:
     evaluation.add_argument("--nsd-tolerance", type=float, default=2.0, help="mm")
     _add_object_options(evaluation)
     evaluation.add_argument("-o", "--output", type=Path, required=True)
+    prediction = commands.add_parser("predict", help="nnUNetv2_predict's prediction (the same predictor and "
+                                     "arguments), with each case's time and peak GPU memory recorded")
+    prediction.set_defaults(run=predict)
+    prediction.add_argument("-i", type=Path, required=True, help="folder of images (nnU-Net's raw format)")
+    prediction.add_argument("-o", type=Path, required=True, help="output folder")
+    prediction.add_argument("-d", required=True, help="dataset id or name")
+    prediction.add_argument("-c", required=True, help="configuration")
+    prediction.add_argument("-p", default="nnUNetPlans", help="plans identifier")
+    prediction.add_argument("-tr", default="nnUNetTrainer", help="trainer")
+    prediction.add_argument("-f", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="folds to ensemble")
+    prediction.add_argument("-device", default="cuda", choices=["cpu", "cuda", "mps"])
+    prediction.add_argument("--disable_tta", action="store_true", help="no test-time mirroring")
+    prediction.add_argument("-npp", type=int, default=3, help="preprocessing processes (0 with -nps 0: sequential)")
+    prediction.add_argument("-nps", type=int, default=3, help="export processes")
+    prediction.add_argument("--disable_progress_bar", action="store_true")
     split = commands.add_parser("splits", help="write nnU-Net's 5-fold splits_final.json of a dataset if it has none, "
                                                "or check it against --folds")
     split.set_defaults(run=splits)
@@ -107,6 +122,10 @@ def _add_compare(commands) -> None:
     command.add_argument("--overwrite", action="store_true", help="start an existing study over (removes its report, "
                                                                   "plans and trained models)")
     command.add_argument("-np", type=int, default=1, help="processes for preprocessing and export")
+    command.add_argument("--dry-run", action="store_true", help="print the jobs, each network's planned patch, batch "
+                         "and memory, and the GPU-hours; train and write nothing")
+    command.add_argument("--hours-per-training", type=float, default=None, help="with --dry-run: hours one training "
+                         "takes, for the GPU-hours (default: from a finished pilot study in the report folder)")
     execution = command.add_argument_group("execution")
     execution.add_argument("--executor", choices=["local", "slurm"], default="local",
                            help="local processes (default) or SLURM jobs through submitit")
@@ -152,6 +171,10 @@ def compare(args: argparse.Namespace) -> None:
                          parse_slurm_time(args.slurm_time) if args.slurm_time else None, args.slurm_account,
                          args.slurm_qos, parse_slurm_options(args.slurm_option))
     options = ExecutionOptions(args.executor, args.max_parallel, args.max_retries, args.np, not args.no_wait, slurm)
+    if args.dry_run:
+        from nnunet_archs.study.dry_run import dry_run
+        print(dry_run(spec, report, args.calibration, args.executor, args.hours_per_training))
+        return
     outcome = run_study(spec, report, options, args.calibration, args.resume, args.overwrite)
     if outcome.results is not None:
         print("\n" + outcome.results.read_text())
@@ -196,6 +219,19 @@ def evaluate(args: argparse.Namespace) -> None:
     write_evaluation(evaluation, args.output)
     objects = f" and {len(evaluation.objects)} objects to {objects_path(args.output)}" if evaluation.objects else ""
     print(f"{len(evaluation.rows)} rows written to {args.output}{objects}")
+
+
+def predict(args: argparse.Namespace) -> None:
+    from nnunet_archs.planning.api import require_nnunet_paths
+    from nnunet_archs.profiling import require_device
+    from nnunet_archs.training.prediction import predict as run_prediction
+    require_nnunet_paths("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+    require_device(args.device)
+    from nnunetv2.utilities.file_path_utilities import get_output_folder
+    record = run_prediction(args.i, args.o, Path(get_output_folder(args.d, args.tr, args.p, args.c)), args.f,
+                            args.device, not args.disable_tta, args.npp, args.nps, not args.disable_progress_bar)
+    print(f"{record['cases']} case(s) predicted into {args.o}; median {record.get('median_seconds_per_case', 0):.2f} s "
+          f"per case with {record.get('models', 0)} model(s)")
 
 
 def splits(args: argparse.Namespace) -> None:

@@ -82,7 +82,7 @@ def preprocessed_identifiers(spec: StudySpec, layout: StudyLayout) -> set:
     return complete
 
 
-def record_machine(path: Path, spec: StudySpec, threads: Optional[int], executor: str) -> None:
+def record_machine(path: Path, spec: StudySpec, threads: Optional[int], executor: str, max_parallel: int) -> None:
     """Append this driver session's versions, device and threads to ``environment.json``: what a repeat of the
     study's numbers needs to match (a training repeats exactly only with the same ones)."""
     import platform
@@ -99,7 +99,8 @@ def record_machine(path: Path, spec: StudySpec, threads: Optional[int], executor
         f"{platform.machine()} CPU ({os.cpu_count()} cores)"
     sessions = json.loads(path.read_text())["sessions"] if path.exists() else []
     sessions.append({"started": time.strftime("%Y-%m-%d %H:%M:%S"), "python": platform.python_version(),
-                     "versions": versions, "device": device, "threads_per_training": threads, "executor": executor})
+                     "versions": versions, "device": device, "threads_per_training": threads, "executor": executor,
+                     "max_parallel": max_parallel})
     write_json_atomically(path, {"sessions": sessions})
 
 
@@ -138,7 +139,7 @@ def run_study(spec: StudySpec, report: Path, options: ExecutionOptions, calibrat
     max_parallel = options.max_parallel or (max(1, len(gpus) // spec.num_gpus) if gpus else 1)
     executor = SubmititExecutor(options.executor, layout.report / "submitit", max_parallel, options.slurm)
     cpu_threads = default_cpu_threads(max_parallel) if not spec.device.startswith("cuda") else None
-    record_machine(layout.report / "environment.json", spec, cpu_threads, options.executor)
+    record_machine(layout.report / "environment.json", spec, cpu_threads, options.executor, max_parallel)
     scheduler = Scheduler(jobs, layout.jobs, layout.report / "state.json", executor, max_parallel,
                           options.max_retries, gpus, cpu_threads, options.poll_seconds, log)
     log(f"{len(jobs)} jobs, {options.executor} executor, up to {max_parallel} at once"

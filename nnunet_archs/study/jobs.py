@@ -175,7 +175,8 @@ def build_jobs(spec: StudySpec, layout: StudyLayout, planners: Dict[str, List[st
                 "-o", str(layout.fold_metrics(a, fold, seed)), *metric_args, deps=[train])
         if layout.has_test_set:
             tta = [] if spec.budget.mirroring else ["--disable_tta"]
-            predict = add(layout.prediction_job(a, seed), "predict", "nnUNetv2_predict", "-i",
+            # nnUNetv2_predict's predictor, timing each case (the study's inference cost)
+            predict = add(layout.prediction_job(a, seed), "predict", "nnunet-archs", "predict", "-i",
                           str(layout.raw / "imagesTs"), "-o", str(layout.test_predictions(a, seed)), "-d", d, "-c",
                           spec.training_configuration, "-p", spec.plans_name(a), "-tr", trainer, "-f",
                           *map(str, spec.folds), "-npp", np_, "-nps", np_, "-device", device,

@@ -15,6 +15,8 @@ from nnunet_archs.study.metrics import COLUMNS, objects_path
 from nnunet_archs.study.objects import OBJECT_COLUMNS
 from nnunet_archs.study.runner import DONE, FAILED, read_marker
 from nnunet_archs.study.spec import StudySpec
+from nnunet_archs.training.environment import INFERENCE_LOG, VALIDATION_LOG
+from nnunet_archs.training.gpu_memory import nvidia_smi_equivalent
 
 # identifiers stay text (a case id "001" is not the number 1)
 TEXT_COLUMNS = {"fold": str, "case": str, "label": str, "seed": str, "failure": str}
@@ -23,11 +25,18 @@ TEXT_COLUMNS = {"fold": str, "case": str, "label": str, "seed": str, "failure": 
 @dataclass
 class TrainingCost:
     """What the trainings of one network took: wall time per (fold, training seed), and peak GPU memory where it
-    was measured."""
+    was measured (allocated and reserved peaks over every epoch, and the CUDA context NVML saw)."""
 
     seconds: Dict[Tuple[int, int], float] = field(default_factory=dict)
     peak_memory_bytes: Optional[int] = None  # None: not trained on CUDA, so not measured
+    peak_reserved_bytes: Optional[int] = None
+    context_bytes: Optional[int] = None
+    context_note: Optional[str] = None  # why the context is missing on CUDA
     gpus: int = 0
+
+    @property
+    def nvidia_smi_bytes(self) -> Optional[int]:
+        return nvidia_smi_equivalent(self.peak_reserved_bytes, self.context_bytes)
 
     @property
     def gpu_hours(self) -> float:
@@ -59,7 +68,7 @@ def training_costs(spec: StudySpec, layout: StudyLayout) -> Dict[str, TrainingCo
     costs = {}
     for architecture in spec.architectures:
         cost = TrainingCost(gpus=spec.num_gpus if spec.device.startswith("cuda") else 0)
-        peaks = []
+        records = []
         for fold in spec.folds:
             for seed in spec.training_seeds:
                 done = read_marker(layout.job_folder(layout.training_job(architecture, fold, seed)), DONE)
@@ -67,12 +76,63 @@ def training_costs(spec: StudySpec, layout: StudyLayout) -> Dict[str, TrainingCo
                     cost.seconds[(fold, seed)] = done["seconds"]
                 epochs = layout.epoch_log(spec, architecture, fold, seed)
                 if epochs.exists():
-                    peaks += [json.loads(line).get("max_memory_allocated_bytes")
-                              for line in epochs.read_text().split("\n") if line.strip()]
-        measured = [p for p in peaks if p is not None]
-        cost.peak_memory_bytes = max(measured) if measured else None
+                    records += [json.loads(line) for line in epochs.read_text().split("\n") if line.strip()]
+
+        def largest(key: str) -> Optional[int]:
+            measured = [r[key] for r in records if r.get(key) is not None]
+            return max(measured) if measured else None
+        cost.peak_memory_bytes = largest("max_memory_allocated_bytes")
+        cost.peak_reserved_bytes = largest("max_memory_reserved_bytes")
+        cost.context_bytes = largest("cuda_context_bytes")
+        cost.context_note = next((r["nvml_note"] for r in records if r.get("nvml_note")), None)
         costs[architecture] = cost
     return costs
+
+
+@dataclass
+class InferenceCost:
+    """Prediction time of one network: the cross-validation (nnU-Net's final validation in each training: wall
+    time per case, test-time mirroring as trained and export included) and the test set (``nnunet-archs
+    predict``: the fold ensemble per case on the device, medians over cases and training seeds)."""
+
+    validation_seconds_per_case: Optional[float] = None
+    test_seconds_per_case: Optional[float] = None
+    test_models: Optional[int] = None
+    test_seconds_per_megavoxel: Optional[float] = None
+    test_peak_memory_bytes: Optional[int] = None
+
+    @property
+    def test_seconds_per_model(self) -> Optional[float]:
+        return None if self.test_seconds_per_case is None else self.test_seconds_per_case / self.test_models
+
+
+def inference_costs(spec: StudySpec, layout: StudyLayout) -> Dict[str, InferenceCost]:
+    costs = {}
+    for architecture in spec.architectures:
+        cost = InferenceCost()
+        validations = [json.loads(path.read_text()) for fold in spec.folds for seed in spec.training_seeds
+                       for path in [layout.fold_folder(spec, architecture, fold, seed) / VALIDATION_LOG]
+                       if path.exists()]
+        cases = sum(v["cases"] for v in validations)
+        if cases:
+            cost.validation_seconds_per_case = sum(v["seconds"] for v in validations) / cases
+        tests = [json.loads(path.read_text()) for seed in spec.training_seeds
+                 for path in [layout.test_predictions(architecture, seed) / INFERENCE_LOG] if path.exists()]
+        per_case = [t for record in tests for t in record.get("per_case", [])]
+        if per_case:
+            cost.test_seconds_per_case = float(np.median([t["seconds"] for t in per_case]))
+            cost.test_models = tests[0]["models"]
+            cost.test_seconds_per_megavoxel = float(np.median([t["seconds"] / (t["voxels"] / 1e6)
+                                                               for t in per_case]))
+            peaks = [t["max_memory_allocated_bytes"] for t in per_case if t["max_memory_allocated_bytes"]]
+            cost.test_peak_memory_bytes = max(peaks) if peaks else None
+        costs[architecture] = cost
+    return costs
+
+
+def jobs_side_by_side(machine: List[dict]) -> int:
+    """The most jobs a driver session of the study ran at once (1 when unknown)."""
+    return max([session.get("max_parallel") or 1 for session in machine] or [1])
 
 
 def failures(layout: StudyLayout) -> List[str]:

@@ -21,8 +21,8 @@ from nnunet_archs.errors import UserError
 from nnunet_archs.study.jobs import StudyLayout
 from nnunet_archs.study.metrics import EMPTY_CONVENTIONS, FAILURE_TEXT, LOWER_IS_BETTER, MEAN_LABEL
 from nnunet_archs.study.plots import UNITS, plot_cases, plot_pareto, plot_sizes
-from nnunet_archs.study.records import (TrainingCost, assemble, assemble_objects, failures, training_costs,
-                                        training_jobs)
+from nnunet_archs.study.records import (InferenceCost, TrainingCost, assemble, assemble_objects, failures,
+                                        inference_costs, jobs_side_by_side, training_costs, training_jobs)
 from nnunet_archs.study.spec import StudySpec
 from nnunet_archs.study.statistics import (ALPHA, MIN_PAIRED_CASES, POWER, SMALL_SAMPLE, PairedComparison,
                                            SizeBinRecall, StudyStatistics, Summary, analyse, case_matrix,
@@ -92,10 +92,11 @@ class Report:
     def __init__(self, spec: StudySpec, layout: StudyLayout, table: pd.DataFrame, statistics: StudyStatistics,
                  test_statistics: Optional[StudyStatistics], costs: Dict[str, dict],
                  training: Dict[str, TrainingCost], failed: List[str], jobs: List[List[str]], header: str,
-                 machine: List[dict], sizes: List[SizeBinRecall]):
+                 machine: List[dict], sizes: List[SizeBinRecall], inference: Dict[str, InferenceCost]):
         self.spec, self.layout, self.table, self.statistics = spec, layout, table, statistics
         self.test_statistics, self.costs, self.training = test_statistics, costs, training
         self.failed, self.jobs, self.header, self.machine, self.sizes = failed, jobs, header, machine, sizes
+        self.inference = inference
         self.metric, self.label = statistics.primary
         self.endpoint = endpoint_name(self.metric, self.label)
 
@@ -181,6 +182,45 @@ class Report:
                          "n/a (one training seed)" if share is None else f"{share:.0%}"])
         return rows
 
+    def cost_rows(self) -> List[List[str]]:
+        """Training and inference cost per network, each figure as measured (n/a where it was not)."""
+        def gigabytes(value: Optional[int]) -> str:
+            return "n/a" if value is None else f"{value / 2 ** 30:.2f} GB"
+
+        def seconds(value: Optional[float]) -> str:
+            return "n/a" if value is None else f"{value:.2f}"
+        rows = []
+        for architecture in self.spec.architectures:
+            training = self.training.get(architecture, TrainingCost())
+            inference = self.inference.get(architecture, InferenceCost())
+            smi = gigabytes(training.nvidia_smi_bytes)
+            if training.nvidia_smi_bytes is None and training.context_note:
+                smi = f"n/a ({training.context_note})"
+            rows.append([architecture, self._time(architecture), gigabytes(training.peak_memory_bytes),
+                         gigabytes(training.peak_reserved_bytes), smi,
+                         seconds(inference.validation_seconds_per_case),
+                         "n/a" if inference.test_seconds_per_case is None else
+                         f"{inference.test_seconds_per_case:.2f} ({inference.test_models} models; "
+                         f"{inference.test_seconds_per_model:.2f} per model)",
+                         seconds(inference.test_seconds_per_megavoxel),
+                         gigabytes(inference.test_peak_memory_bytes)])
+        return rows
+
+    def cost_notes(self) -> List[str]:
+        notes = ["Training memory: allocated peak = torch.cuda.max_memory_allocated (what nnU-Net logs), reserved "
+                 "peak = torch.cuda.max_memory_reserved (the caching allocator's hold), nvidia-smi equivalent = "
+                 "reserved peak + the CUDA context NVML measured (what papers quote, e.g. nnU-Net Revisited); none "
+                 "of them is measured on a CPU. Cross-validation prediction: nnU-Net's final validation in each "
+                 "training, wall time per case (mirroring as trained, export included). Test set: `nnunet-archs "
+                 "predict` (nnUNetv2_predict's predictor), median time per case of the fold ensemble on the device, "
+                 "preprocessing and export excluded; per model = per case / models; per megavoxel of the "
+                 "preprocessed image."]
+        side_by_side = jobs_side_by_side(self.machine)
+        if side_by_side > 1 and not self.spec.device.startswith("cuda"):
+            notes.append(f"Jobs ran up to {side_by_side} at a time on this CPU: each had a share of the cores, so "
+                         f"every time here is longer than the same job alone would take.")
+        return notes
+
     def footing_rows(self) -> List[List[str]]:
         rows = []
         for architecture in self.spec.architectures:
@@ -246,6 +286,12 @@ class Report:
         lines += table(["architecture", "sd over cases", "sd over folds", "sd over training seeds",
                         "mean per training seed", f"beats {self.spec.baseline} across training-seed pairs"],
                        self.variation_rows())
+        lines += ["", "### Cost: training and inference", ""]
+        lines += table(["architecture", "training time", "training GPU memory: allocated peak", "reserved peak",
+                        "nvidia-smi equivalent", "cross-validation prediction (s/case)",
+                        "test-set prediction (s/case)", "test s per megavoxel", "prediction GPU peak"],
+                       self.cost_rows())
+        lines += ["", *self.cost_notes()]
         lines += ["", "### Footing: every network planned by its own planner at the same GPU memory target", ""]
         lines += table(["architecture", "patch", "batch", "estimated memory (GB)", "closest ResEnc preset",
                         "GFLOPs per patch (fwd)", "measured training memory"], self.footing_rows())
@@ -336,7 +382,9 @@ class Report:
                   "delta_ci90_high", "sd_of_differences", "detectable_difference_80", "margin", "verdict",
                   "seed_pair_win_share", "p", "p_holm", "rank_first_share", "failure_convention", "patch", "batch",
                   "estimated_gb", "closest_preset", "params", "gflops_per_patch", "training_peak_memory_bytes",
-                  "training_seconds_per_training"]
+                  "training_peak_reserved_bytes", "cuda_context_bytes", "nvidia_smi_equivalent_bytes",
+                  "training_seconds_per_training", "validation_seconds_per_case", "test_seconds_per_case",
+                  "test_seconds_per_case_per_model", "test_seconds_per_megavoxel", "prediction_peak_memory_bytes"]
 
     def write_csv(self, path: Path) -> None:
         with open(path, "w", newline="") as handle:
@@ -349,6 +397,7 @@ class Report:
                     c = statistics.comparison(s.architecture, s.metric, s.label)
                     cost = self.costs.get(s.architecture, {})
                     training = self.training.get(s.architecture, TrainingCost())
+                    inference = self.inference.get(s.architecture, InferenceCost())
                     row = {"set": name, "role": "primary" if (s.metric, s.label) == statistics.primary else
                            "secondary", "architecture": s.architecture, "metric": s.metric, "label": s.label,
                            "n_cases": s.n_cases, "n_missing": s.n_missing, "n_missed": s.n_missed,
@@ -364,7 +413,15 @@ class Report:
                            "closest_preset": cost.get("closest_preset", ""), "params": cost.get("params", ""),
                            "gflops_per_patch": cost.get("gflops_per_patch", ""),
                            "training_peak_memory_bytes": training.peak_memory_bytes,
-                           "training_seconds_per_training": training.seconds_per_training}
+                           "training_peak_reserved_bytes": training.peak_reserved_bytes,
+                           "cuda_context_bytes": training.context_bytes,
+                           "nvidia_smi_equivalent_bytes": training.nvidia_smi_bytes,
+                           "training_seconds_per_training": training.seconds_per_training,
+                           "validation_seconds_per_case": inference.validation_seconds_per_case,
+                           "test_seconds_per_case": inference.test_seconds_per_case,
+                           "test_seconds_per_case_per_model": inference.test_seconds_per_model,
+                           "test_seconds_per_megavoxel": inference.test_seconds_per_megavoxel,
+                           "prediction_peak_memory_bytes": inference.test_peak_memory_bytes}
                     if c is not None:
                         row.update({"delta_vs_baseline": c.mean_difference, "delta_ci_low": c.ci[0],
                                     "delta_ci_high": c.ci[1], "delta_ci90_low": c.ci90[0], "delta_ci90_high": c.ci90[1],
@@ -402,6 +459,10 @@ class Report:
                     "planner's estimate)", folder / "pareto_memory.png", architectures)
         plot_pareto(summaries, minutes, self.metric, self.endpoint, "training time per training (min)",
                     folder / "pareto_time.png", architectures)
+        prediction = {a: cost.test_seconds_per_model if cost.test_seconds_per_model is not None else
+                      cost.validation_seconds_per_case for a, cost in self.inference.items()}
+        plot_pareto(summaries, prediction, self.metric, self.endpoint, "prediction time per case and model (s; "
+                    "test set, else cross-validation)", folder / "pareto_inference.png", architectures)
         for label in dict.fromkeys(s.label for s in self.sizes):
             plot_sizes([s for s in self.sizes if s.label == label], architectures, label,
                        folder / f"detection_by_size_{label}.png")
@@ -447,4 +508,5 @@ def build_report(report_folder: Path, header_extra: str = "", failures_conventio
               f"tolerance {spec.nsd_tolerance_mm:g} mm, failures scored {convention}, bootstrap seed "
               f"{spec.seed}{header_extra}")
     return Report(spec, layout, scored(normalise(table), convention), statistics, test_statistics, costs,
-                  training_costs(spec, layout), failures(layout), training_jobs(spec, layout), header, machine, sizes)
+                  training_costs(spec, layout), failures(layout), training_jobs(spec, layout), header, machine, sizes,
+                  inference_costs(spec, layout))

@@ -35,6 +35,10 @@ SCHEDULE = {EPOCHS: "num_epochs", ITERATIONS: "num_iterations_per_epoch",
 
 # one JSON line per epoch (epoch, seconds, device, peak CUDA memory), written by rank 0 into the fold's folder
 EPOCH_LOG = "nnunet_archs_epochs.jsonl"
+# the final validation's wall time and cases (the cross-validation predictions), beside it
+VALIDATION_LOG = "nnunet_archs_validation.json"
+# ``nnunet-archs predict``'s time and memory per case, in its output folder
+INFERENCE_LOG = "nnunet_archs_inference.json"
 
 # our trainer with the budget variables; ``nnUNetTrainerBudget_seed<S>`` is the same trainer seeded with S, so
 # that each training seed has its own nnU-Net results folder (Trainer__Plans__configuration) and predictor lookup

@@ -29,6 +29,7 @@ from torch import nn
 from nnunet_archs.planning.memory import MEMORY_WARNING_FACTOR, activation_memory_factor
 from nnunet_archs.registry import ArchitectureVariant, get_variant
 from nnunet_archs.training import environment
+from nnunet_archs.training.gpu_memory import allocator_peaks, cuda_context
 
 # progress.png is redrawn at most this often (and after the last epoch); see ThrottledProgressPlot
 PROGRESS_PLOT_SECONDS = 60.0
@@ -59,11 +60,10 @@ def decided_by_rank_zero(decision: bool, device: torch.device) -> bool:
 
 
 def epoch_record(epoch: int, seconds: float, device: torch.device) -> dict:
-    """One line of ``environment.EPOCH_LOG``; the peak is that of the CUDA allocator since the epoch began (reset in
-    ``on_epoch_start``) and ``None`` on other devices, which have no such counter."""
-    peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
+    """One line of ``environment.EPOCH_LOG``; the peaks are those of the CUDA allocator since the epoch began
+    (reset in ``on_epoch_start``) and ``None`` on other devices, which have no such counter."""
     return {"epoch": int(epoch), "epoch_seconds": round(float(seconds), 3), "device": device.type,
-            "max_memory_allocated_bytes": peak}
+            **allocator_peaks(device)}
 
 
 class ThrottledProgressPlot:
@@ -163,15 +163,38 @@ class nnUNetTrainerBudget(nnUNetTrainer):
 
     def write_epoch_record(self) -> None:
         """Append the epoch just finished to ``environment.EPOCH_LOG`` and the training log (rank 0 only); the
-        seconds are nnU-Net's own "Epoch time"."""
+        seconds are nnU-Net's own "Epoch time". The first epoch of a process also records the CUDA context
+        (``gpu_memory.cuda_context``: NVML, once per process, as it reports current use only)."""
         if self.local_rank != 0:
             return
         seconds = (self.logger.get_value("epoch_end_timestamps", step=-1)
                    - self.logger.get_value("epoch_start_timestamps", step=-1))
-        line = json.dumps(epoch_record(self.current_epoch - 1, seconds, self.device))
+        record = epoch_record(self.current_epoch - 1, seconds, self.device)
+        if not getattr(self, "_context_recorded", False):
+            record.update(cuda_context(self.device))
+            self._context_recorded = True
+        line = json.dumps(record)
         with open(os.path.join(self.output_folder, environment.EPOCH_LOG), "a") as log:
             log.write(line + "\n")
         self.print_to_log_file(f"nnunet-archs epoch record: {line}")
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        """nnU-Net's final validation (the cross-validation predictions), timed: its wall time per case, which
+        includes test-time mirroring as trained and waiting for the export workers, and on CUDA its peak memory,
+        go to ``environment.VALIDATION_LOG``."""
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        start = time.perf_counter()
+        super().perform_actual_validation(save_probabilities)
+        seconds = time.perf_counter() - start
+        if self.local_rank != 0:
+            return
+        ending = self.dataset_json["file_ending"]
+        cases = len([f for f in os.listdir(os.path.join(self.output_folder, "validation")) if f.endswith(ending)])
+        with open(os.path.join(self.output_folder, environment.VALIDATION_LOG), "w") as log:
+            json.dump({"cases": cases, "seconds": round(seconds, 3), "device": self.device.type,
+                       "mirroring": bool(self.inference_allowed_mirroring_axes), **allocator_peaks(self.device)},
+                      log, indent=1)
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         rotation, dummy_2d, initial_patch_size, mirror_axes = \

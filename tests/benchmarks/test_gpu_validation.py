@@ -1,7 +1,8 @@
 """benchmarks/gpu_validation.py, the one command a GPU machine runs: its CPU path (tiny plans, eager fp32 steps
-with nnU-Net's loss and optimizer) end to end, and its checks on a case with a known answer. The script's
-nnUNetv2_train part is left out here: plan_and_preprocess with our planners followed by nnUNetv2_train -tr
-nnUNetTrainerBudget is what tests/integration/test_pipeline.py runs already."""
+with nnU-Net's loss and optimizer at the M and L presets, inference per case through nnU-Net's predictor, the
+calibration at planning sizes) end to end, its time budget, and its checks on a case with a known answer. Left out
+here: the compiled part (inductor takes minutes per network on a CPU; tests/architectures/test_compile.py compiles
+both nets) and nnUNetv2_train (what tests/integration/test_pipeline.py runs already)."""
 from __future__ import annotations
 
 import importlib.util
@@ -26,9 +27,9 @@ def load_script():
 @pytest.mark.slow(40)
 def test_cpu_smoke_plans_and_measures_every_network(tmp_path):
     output, work = tmp_path / "validation.json", tmp_path / "work"
-    result = subprocess.run([sys.executable, str(SCRIPT), "--cpu-smoke", "--parts", "steps", "--repeats", "1",
-                             "--output", str(output), "--work-dir", str(work)], capture_output=True, text=True,
-                            timeout=900)
+    result = subprocess.run([sys.executable, str(SCRIPT), "--cpu-smoke", "--parts", "steps", "inference",
+                             "calibration", "large", "--repeats", "1", "--output", str(output), "--work-dir",
+                             str(work)], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(output.read_text())
     names = ["PlainConvUNet", "ResEncUNet", "KiUNet", "UIUNet"]
@@ -44,6 +45,23 @@ def test_cpu_smoke_plans_and_measures_every_network(tmp_path):
     by_name = {row["network"]: row for row in report["steps"]}
     assert by_name["PlainConvUNet"]["step_x_PlainConvUNet"] == 1
     assert by_name["ResEncUNet"]["peak_over_target_vs_ResEncUNet"] == 1
+    assert [row["network"] for row in report["large"]] == names  # the L preset: planned for a 3x larger target
+    for row in report["large"]:  # more memory: a larger patch or batch, never less of either
+        m = by_name[row["network"]]
+        assert row["batch"] * math.prod(row["patch"]) > m["batch"] * math.prod(m["patch"]), row["network"]
+    inference = {row["network"]: row for row in report["inference"]}
+    assert list(inference) == names and all(row["seconds"] > 0 and row["mirroring"] for row in inference.values())
+    assert all(row["max_memory_allocated_bytes"] is None for row in inference.values())  # nothing a CPU cannot measure
+    calibration = {row["network"]: row for row in report["calibration"]}
+    assert calibration["ResEncUNet"]["estimate_per_byte"] == 1  # the reference against itself
+    assert all(len(row["points"]) == 2 and row["estimate_per_byte"] > 0 for row in calibration.values())
+    assert report["skipped"] == [] and report["seconds"] > 0
+
+
+def test_the_time_budget_skips_what_would_not_fit_and_says_so():
+    budget = load_script().Budget(0)
+    assert budget.run("steps KiUNet", lambda: 1) is None and budget.skipped == ["steps KiUNet"]
+    assert load_script().Budget(None).run("anything", lambda: 7) == 7
 
 
 def test_checks_flag_nonfinite_and_diverging_compiled_losses():

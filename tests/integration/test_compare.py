@@ -159,6 +159,20 @@ def test_the_completed_study_has_every_per_case_row_a_report_and_plots(study, nn
     assert "Ranking by the primary endpoint: 1. " in results and "Rank stability (HD95, secondary)" in results
     assert "### Secondary endpoints" in results and "Labelled test set" in results and "| 64x64 |" in results
     assert "### Detection by object size" in results and (report / "detection_by_size_small.png").exists()
+    # inference cost, measured: the final validation of every training, and each test case by the 2 fold models
+    timing = json.loads((report / "test_predictions" / "UIUNet_seed0" / "nnunet_archs_inference.json").read_text())
+    assert timing["cases"] == 2 and timing["models"] == 2 and timing["mirroring"] and len(timing["per_case"]) == 2
+    assert all(case["seconds"] > 0 and case["voxels"] == 64 * 64 for case in timing["per_case"])
+    assert timing["max_memory_allocated_bytes"] is None  # a CPU has no allocator peak to report
+    validation = json.loads((nnunet.fold_folder(DATASET_2D, "nnUNetTrainerBudget_seed0", "nnUNetStudy_study_local_UIUNet",
+                                                "2d", "1") / "nnunet_archs_validation.json").read_text())
+    assert validation["cases"] == len(splits[1]["val"]) and validation["seconds"] > 0 and validation["mirroring"]
+    assert "### Cost: training and inference" in results and "(2 models; " in results
+    assert "Jobs ran up to 2 at a time on this CPU" in results
+    costs = {r["architecture"]: r for r in csv.DictReader(open(report / "results.csv")) if r["set"] == "test"}
+    assert float(costs["UIUNet"]["test_seconds_per_case"]) > 0 and costs["UIUNet"]["nvidia_smi_equivalent_bytes"] == ""
+    assert float(costs[CUSTOM_NETWORK]["validation_seconds_per_case"]) > 0
+    assert (report / "pareto_inference.png").stat().st_size > 5_000
     # a few cases per fold here: a verdict needs 10 paired cases, and the intervals carry the small-sample mark
     assert "too few paired cases to conclude" in results and "† fewer than 20 cases" in results
     table = list(csv.DictReader(open(report / "results.csv")))
@@ -183,7 +197,7 @@ def test_uiunet_planned_by_our_planner_predicted_with_test_time_mirroring(study,
     checkpoint = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     assert tuple(checkpoint["inference_allowed_mirroring_axes"]) == (0, 1)  # nnU-Net's default mirroring kept
     predict = json.loads((study["report"] / "jobs" / "predict_test_UIUNet_seed0" / "job.json").read_text())["command"]
-    assert "nnUNetv2_predict" in predict[0] and "--disable_tta" not in predict
+    assert predict[0].endswith("nnunet-archs") and predict[1] == "predict" and "--disable_tta" not in predict
     # two epochs on a CPU: no allocator peak to report
     assert [json.loads(line)["max_memory_allocated_bytes"]
             for line in (fold / EPOCH_LOG).read_text().splitlines()] == [None] * 2
@@ -324,3 +338,14 @@ def test_two_datasets_combine_into_one_ranking(study, nnunet, tmp_path):
     assert result.returncode == 2 and "compare different architectures" in result.stderr
     assert "['KiUNet', 'tests.integration.custom_net.BottleneckResUNet']" in result.stderr
     assert not (tmp_path / "c2").exists() and not (tmp_path / "c3").exists()
+
+
+def test_a_dry_run_over_the_finished_pilot_study_estimates_from_its_trainings(study, nnunet):
+    report = study["report"]
+    before = (report / "state.json").read_text()
+    result = nnunet.run_in_process(*compare_args(report, "--dry-run", "--calibration",
+                                                 str(nnunet.root / "bottleneck_res_unet.json")))
+    assert result.returncode == 0, result.stderr
+    assert "Trainings: 2 networks x 2 folds x 1 training seed(s) = 4" in result.stdout
+    assert f"(the pilot study in {report}) x 1 process(es)" in result.stdout
+    assert (report / "state.json").read_text() == before

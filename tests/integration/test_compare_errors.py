@@ -83,3 +83,24 @@ def test_labels_the_dataset_lacks_are_refused(nnunet, arguments, message):
                                    "-o", str(nnunet.root / "r_labels"))
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert not (nnunet.root / "r_labels").exists()
+
+
+def test_a_dry_run_lists_the_jobs_and_plans_and_writes_nothing(nnunet):
+    def snapshot():
+        return sorted((str(p), p.stat().st_mtime_ns) for folder in (nnunet.raw, nnunet.preprocessed, nnunet.results)
+                      for p in folder.rglob("*"))
+    before = snapshot()
+    report = nnunet.root / "r_dry"
+    result = nnunet.run_in_process("compare", "-d", str(DATASET_2D), "-a", "PlainConvUNet", "KiUNet", "-c", "2d",
+                                   "--folds", "0", "1", "--training-seeds", "0", "1", "-gpu_memory_target", "0.1",
+                                   "-o", str(report), "--dry-run", "--hours-per-training", "1.5")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Trainings: 2 networks x 2 folds x 2 training seed(s) = 8" in out and "8 train" in out
+    assert "4 predict" in out  # the 2D dataset has a labelled test set: one ensemble per network and seed
+    assert "| KiUNet | nnUNetPlannerKiUNetM | 64x64 |" in out and "| PlainConvUNet | nnUNetPlannerPlainConvUNetM |" in out
+    assert "Training: 8 x 1.50 h (--hours-per-training) x 1 process(es) = 12.0 hours of CPU." in out
+    assert snapshot() == before and not report.exists()
+    refused = nnunet.run_in_process("compare", "-d", str(DATASET_2D), "-c", "2d", "--folds", "0", "1", "-o",
+                                    str(report), "--dry-run", "--hours-per-training", "0")
+    assert refused.returncode == 2 and "--hours-per-training must be > 0" in refused.stderr

@@ -37,6 +37,18 @@ def test_kiunet_plans_train_predict_evaluate_3d(nnunet, kiunet_plans):
     assert all(torch.equal(first["network_weights"][k], v) for k, v in checkpoint["network_weights"].items())
     assert "nnunet-archs: training seed 5" in next(fold.glob("training_log_*")).read_text()
     assert_finite_dice(nnunet.predict_and_evaluate(DATASET_3D, "3d_fullres", kiunet_plans, trainer, mirroring=True))
+    # the study's timed prediction is nnUNetv2_predict's, to the voxel
+    stock = nnunet.root / f"prediction_{DATASET_3D}_3d_fullres_{kiunet_plans}_{trainer}"
+    timed = nnunet.root / "prediction_timed"
+    nnunet.run("nnunet-archs", "predict", "-i", str(nnunet.raw_dataset(DATASET_3D) / "imagesTs"), "-o", str(timed),
+               "-d", str(DATASET_3D), "-c", "3d_fullres", "-p", kiunet_plans, "-tr", trainer, "-f", "0", "-npp", "0",
+               "-nps", "0", "-device", "cpu", "--disable_progress_bar")
+    import SimpleITK as sitk
+    for case in sorted(stock.glob("*.nii.gz")):
+        assert (sitk.GetArrayFromImage(sitk.ReadImage(str(case))) ==
+                sitk.GetArrayFromImage(sitk.ReadImage(str(timed / case.name)))).all(), case.name
+    timing = json.loads((timed / "nnunet_archs_inference.json").read_text())
+    assert timing["cases"] == len(list(stock.glob("*.nii.gz"))) == 2 and timing["models"] == 1
 
 
 def test_a_training_seed_fixes_the_initial_weights_and_the_batches(nnunet, kiunet_plans):

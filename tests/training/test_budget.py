@@ -77,8 +77,11 @@ def test_epoch_record_line_on_cpu(tmp_path):
         trainer.current_epoch = epoch + 1  # as after nnU-Net's on_epoch_end
         trainer.write_epoch_record()
     lines = [json.loads(line) for line in (tmp_path / EPOCH_LOG).read_text().splitlines()]
-    assert lines == [{"epoch": 0, "epoch_seconds": 12.5, "device": "cpu", "max_memory_allocated_bytes": None},
-                     {"epoch": 1, "epoch_seconds": 7.5, "device": "cpu", "max_memory_allocated_bytes": None}]
+    # nothing a CPU cannot measure: no allocator peaks, no CUDA context (recorded once, with the first epoch)
+    unmeasured = {"max_memory_allocated_bytes": None, "max_memory_reserved_bytes": None}
+    context = {"nvml_process_bytes": None, "cuda_context_bytes": None, "nvml_note": None}
+    assert lines == [{"epoch": 0, "epoch_seconds": 12.5, "device": "cpu", **unmeasured, **context},
+                     {"epoch": 1, "epoch_seconds": 7.5, "device": "cpu", **unmeasured}]
     assert f"nnunet-archs epoch record: {json.dumps(lines[1])}" in (tmp_path / "training_log.txt").read_text()
     bare_trainer(output_folder=str(tmp_path / "other"), local_rank=1).write_epoch_record()  # rank 1 writes nothing
     assert not (tmp_path / "other").exists()
