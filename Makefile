@@ -19,6 +19,8 @@ test demo: export OMP_WAIT_POLICY ?= PASSIVE
 TEST_WORKERS ?= 2
 
 .PHONY: test demo benchmark env clean
+# `make` alone: the environment in .venv, ready to use (README: install)
+.DEFAULT_GOAL := env
 
 $(ENV_DIR)/.complete:
 	rm -rf $(ENV_DIR)

@@ -71,3 +71,19 @@ def write_small_structures_dataset(raw_root: Path, dataset_id: int, name: str, n
     for), with enough cases for paired statistics over three folds."""
     return write_synthetic_dataset(raw_root, dataset_id, name, shape=(64, 64), spacing=(1.0, 1.0), n_train=n_train,
                                    n_test=n_test, seed=seed, small=(4, 10), small_radius=1.2, noise=0.6)
+
+
+def write_example_dataset(raw_root: Path, dataset_id: int, two_d: bool = False) -> Path:
+    """``nnunet-archs example_dataset``: the README's 3D dataset (16x48x48 at 3x1x1 mm, 6 training and 2 test
+    cases), or with ``two_d`` the demo's 2D one, as ``Dataset{id:03d}_...`` in ``raw_root``. Refuses an id that any
+    dataset folder there has already: two folders with one id break nnU-Net's lookup by id."""
+    from nnunet_archs.errors import UserError
+    taken = sorted(p.name for p in Path(raw_root).glob(f"Dataset{dataset_id:03d}_*"))
+    if taken:
+        raise UserError(f"-d {dataset_id} is taken in {raw_root} by {taken}; choose another id (nnU-Net finds a "
+                        f"dataset by its id, and two folders with one id make that ambiguous)")
+    if not 1 <= dataset_id <= 999:
+        raise UserError(f"-d must be a dataset id between 1 and 999, got {dataset_id}")
+    if two_d:
+        return write_small_structures_dataset(raw_root, dataset_id, "KiUDemo2D")
+    return write_synthetic_dataset(raw_root, dataset_id, "Synthetic")

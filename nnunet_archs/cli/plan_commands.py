@@ -1,15 +1,27 @@
-"""Planning commands: ``plan_and_preprocess`` and ``plan_experiment`` (nnU-Net's, with our planners too),
-``add_configuration`` (the multi-GPU batch recipe) and ``costs`` (the footing of planned networks)."""
+"""Set-up and planning commands: ``doctor`` (is this environment ready?), ``example_dataset`` (the built-in
+data), ``plan_and_preprocess`` and ``plan_experiment`` (nnU-Net's, with our planners too), ``add_configuration``
+(the multi-GPU batch recipe) and ``costs`` (the footing of planned networks)."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 DEFAULT_CONFIGURATIONS = ["2d", "3d_fullres", "3d_lowres"]
 
 
 def add_commands(commands) -> None:
+    doctor = commands.add_parser("doctor", help="check the environment you will train in: one line per check, "
+                                 "PASS/WARN/FAIL with the fix; exit status 1 on a FAIL; changes nothing")
+    doctor.set_defaults(run=run_doctor)
+    doctor.add_argument("--compile", action="store_true", help="also compile a tiny network with torch.compile")
+    doctor.add_argument("--slurm", action="store_true", help="also check that a SLURM cluster answers (sinfo)")
+    example = commands.add_parser("example_dataset", help="write the built-in synthetic dataset into $nnUNet_raw")
+    example.set_defaults(run=example_dataset)
+    example.add_argument("-d", type=int, required=True, help="the dataset id to give it (one no dataset has)")
+    example.add_argument("--2d", dest="two_d", action="store_true", help="the demo's 2D dataset (64x64 images, "
+                         "a large structure and small blobs) instead of the 3D one")
     for name, description in (("plan_and_preprocess", "fingerprint, plan and preprocess a dataset (as "
                                                       "nnUNetv2_plan_and_preprocess, with our planners too)"),
                               ("plan_experiment", "plan only; the fingerprint must exist (as "
@@ -56,6 +68,25 @@ def add_commands(commands) -> None:
     cost.add_argument("--calibration", type=Path, nargs="+", default=[], help="calibration files of networks of "
                       "yours (nnunet-archs calibrate)")
     cost.add_argument("-o", "--output", type=Path, required=True)
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from nnunet_archs.doctor import first_failure, run_checks
+    findings = run_checks(args.compile, args.slurm)
+    for finding in findings:
+        print(finding.line())
+    failed = first_failure(findings)
+    print("A check failed: fix it before training." if failed else "Ready (WARN lines are optional).")
+    return 1 if failed else 0
+
+
+def example_dataset(args: argparse.Namespace) -> None:
+    from nnunet_archs.datasets import write_example_dataset
+    from nnunet_archs.planning.api import require_nnunet_paths
+    require_nnunet_paths("nnUNet_raw")
+    folder = write_example_dataset(Path(os.environ["nnUNet_raw"]), args.d, args.two_d)
+    print(f"Written: {folder} ({len(list((folder / 'imagesTr').iterdir()))} training and "
+          f"{len(list((folder / 'imagesTs').iterdir()))} test images)")
 
 
 def plan(args: argparse.Namespace) -> None:

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
+from nnunet_archs.doctor import fast_checks, first_failure
 from nnunet_archs.errors import UserError
 from nnunet_archs.planning.api import check_dataset_integrity, dataset_name, require_nnunet_paths
 from nnunet_archs.profiling import require_device
@@ -61,6 +62,9 @@ def preflight(spec: StudySpec, report: Path, calibrations: Sequence[Path], execu
     require_device(spec.device)
     if executor == "slurm" and shutil.which("sbatch") is None:
         raise UserError("--executor slurm needs SLURM's sbatch on PATH (run the driver on a login node)")
+    failed = first_failure(fast_checks())
+    if failed is not None:  # the environment cannot train: say so now, not inside the first training job
+        raise UserError(f"{failed.name}: {failed.message} -> {failed.fix} (nnunet-archs doctor checks the rest)")
     planners = study_planners(spec.architectures, calibrations)
     layout = layout_for(dataset_name(spec.dataset_id), report)
     check_dataset_integrity(layout.raw)

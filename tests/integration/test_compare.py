@@ -164,8 +164,8 @@ def test_the_completed_study_has_every_per_case_row_a_report_and_plots(study, nn
     assert timing["cases"] == 2 and timing["models"] == 2 and timing["mirroring"] and len(timing["per_case"]) == 2
     assert all(case["seconds"] > 0 and case["voxels"] == 64 * 64 for case in timing["per_case"])
     assert timing["max_memory_allocated_bytes"] is None  # a CPU has no allocator peak to report
-    validation = json.loads((nnunet.fold_folder(DATASET_2D, "nnUNetTrainerBudget_seed0", "nnUNetStudy_study_local_UIUNet",
-                                                "2d", "1") / "nnunet_archs_validation.json").read_text())
+    fold = nnunet.fold_folder(DATASET_2D, "nnUNetTrainerBudget_seed0", "nnUNetStudy_study_local_UIUNet", "2d", "1")
+    validation = json.loads((fold / "nnunet_archs_validation.json").read_text())
     assert validation["cases"] == len(splits[1]["val"]) and validation["seconds"] > 0 and validation["mirroring"]
     assert "### Cost: training and inference" in results and "(2 models; " in results
     assert "Jobs ran up to 2 at a time on this CPU" in results

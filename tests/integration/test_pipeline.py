@@ -1,54 +1,71 @@
-"""End to end through the real programs on the 3D dataset: nnunet-archs plan_and_preprocess with our KiU-Net
-planner, then stock nnUNetv2_train, nnUNetv2_predict (with nnU-Net's default test-time mirroring) and
-nnUNetv2_evaluate_folder on the CPU; nnU-Net's ResEnc plans beside ours, and a hand-added configuration that
-inherits ours with a bigger batch; the seed fork's trainer names on stock nnU-Net plans of the same data. (The other
-end-to-end runs have their own modules, so that make test's workers can run them side by side.)"""
+"""End to end through the real programs on the 3D dataset: the README's quick start as written (example dataset,
+nnunet-archs plan_and_preprocess with our KiU-Net planner, stock nnUNetv2_train with our seeded trainer,
+nnUNetv2_predict, nnunet-archs evaluate) on the CPU; nnU-Net's ResEnc plans beside ours, and a hand-added
+configuration that inherits ours with a bigger batch; the trainer names of the fork aymuos15/nnUNet on stock nnU-Net
+plans of the same data. (The other end-to-end runs have their own modules, so that make test's workers can run
+them side by side.)"""
 from __future__ import annotations
 
+import csv
 import json
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
 import torch
 
-from tests.integration.conftest import DATASET_3D, SHORT_TRAINING, TINY_GPU_TARGET, assert_finite_dice
+from tests.integration.conftest import BIN, DATASET_3D, SHORT_TRAINING, TINY_GPU_TARGET
 
 pytestmark = pytest.mark.slow(150)
 
 
-def test_kiunet_plans_train_predict_evaluate_3d(nnunet, kiunet_plans):
-    """Trained with a training seed, twice: on a CPU with nnU-Net's single-process data loading the second run
-    repeats the first to the last weight (augmentations included: nnU-Net's mirroring is on)."""
-    plans = json.loads(nnunet.plans_path(DATASET_3D, kiunet_plans).read_text())
-    architecture = plans["configurations"]["3d_fullres"]["architecture"]
-    assert architecture["network_class_name"] == "nnunet_archs.architectures.kiunet.DynamicKiUNet"
-    assert "strides" in architecture["arch_kwargs"]
-    assert plans["configurations"]["3d_fullres"]["data_identifier"] == "nnUNetPlans_3d_fullres"  # shared data
-    trainer = "nnUNetTrainerBudget_seed5"
-    fold = nnunet.root / "results" / nnunet.raw_dataset(DATASET_3D).name / f"{trainer}__{kiunet_plans}__3d_fullres" / \
-        "fold_0"
+def readme_quick_start() -> str:
+    """The README's quick-start block, as a user copies it."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = text.index("```bash", text.index("<!-- quick-start"))
+    return text[start + len("```bash"):text.index("```", start + len("```bash"))]
 
-    def train() -> dict:
-        # nnU-Net's defaults: mirroring augmentation, and the mirror axes stored for test-time mirroring
-        nnunet.train(DATASET_3D, "3d_fullres", kiunet_plans, trainer, mirroring=True)
-        return torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
-    first, checkpoint = train(), train()
-    assert tuple(checkpoint["inference_allowed_mirroring_axes"]) == (0, 1, 2)
-    assert first["network_weights"].keys() == checkpoint["network_weights"].keys()
-    assert all(torch.equal(first["network_weights"][k], v) for k, v in checkpoint["network_weights"].items())
-    assert "nnunet-archs: training seed 5" in next(fold.glob("training_log_*")).read_text()
-    assert_finite_dice(nnunet.predict_and_evaluate(DATASET_3D, "3d_fullres", kiunet_plans, trainer, mirroring=True))
-    # the study's timed prediction is nnUNetv2_predict's, to the voxel
-    stock = nnunet.root / f"prediction_{DATASET_3D}_3d_fullres_{kiunet_plans}_{trainer}"
-    timed = nnunet.root / "prediction_timed"
-    nnunet.run("nnunet-archs", "predict", "-i", str(nnunet.raw_dataset(DATASET_3D) / "imagesTs"), "-o", str(timed),
-               "-d", str(DATASET_3D), "-c", "3d_fullres", "-p", kiunet_plans, "-tr", trainer, "-f", "0", "-npp", "0",
-               "-nps", "0", "-device", "cpu", "--disable_progress_bar")
+
+def test_the_readme_quick_start_runs_as_written_and_its_seeded_training_repeats(nnunet):
+    """The README's quick start in fresh nnU-Net folders (the block as written: it sets them itself), then the
+    training again: on a CPU with nnU-Net's single-process data loading the seeded trainer repeats it to the last
+    weight. The study's timed prediction (nnunet-archs predict) gives nnUNetv2_predict's predictions, to the voxel."""
+    folder = nnunet.root / "quick_start"
+    folder.mkdir()
+    env = {**nnunet.env, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    run = subprocess.run(["bash", "-c", "set -euo pipefail\n" + readme_quick_start()], cwd=folder, env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    rows = list(csv.DictReader(open(folder / "predictions" / "per_case.csv")))
+    dice = [float(r["value"]) for r in rows if r["metric"] == "Dice" and r["label"] == "large"]
+    assert len(dice) == 2 and all(0 <= d <= 1 for d in dice)
+    assert {r["metric"] for r in rows} >= {"Dice", "NSD", "HD95", "DetectionRecall"}
+
+    fold = folder / "nnUNet_results" / "Dataset501_Synthetic" / \
+        "nnUNetTrainerBudget_seed0__nnUNetKiUNetMPlans__3d_fullres" / "fold_0"
+    first = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)["network_weights"]
+    assert "nnunet-archs: training seed 0" in next(fold.glob("training_log_*")).read_text()
+    folders = {name: str(folder / name) for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
+    again = nnunet.run("nnUNetv2_train", "501", "3d_fullres", "0", "-p", "nnUNetKiUNetMPlans", "-tr",
+                       "nnUNetTrainerBudget_seed0", "-device", "cpu", extra_env={**SHORT_TRAINING, **folders})
+    assert again.returncode == 0
+    second = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)["network_weights"]
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+    timed = folder / "predictions_timed"
+    nnunet.run("nnunet-archs", "predict", "-i", str(folder / "nnUNet_raw" / "Dataset501_Synthetic" / "imagesTs"),
+               "-o", str(timed), "-d", "501", "-c", "3d_fullres", "-p", "nnUNetKiUNetMPlans", "-tr",
+               "nnUNetTrainerBudget_seed0", "-f", "0", "-npp", "0", "-nps", "0", "-device", "cpu",
+               "--disable_tta", "--disable_progress_bar", extra_env=folders)
     import SimpleITK as sitk
-    for case in sorted(stock.glob("*.nii.gz")):
+    stock = sorted((folder / "predictions").glob("*.nii.gz"))
+    assert len(stock) == 2
+    for case in stock:
         assert (sitk.GetArrayFromImage(sitk.ReadImage(str(case))) ==
                 sitk.GetArrayFromImage(sitk.ReadImage(str(timed / case.name)))).all(), case.name
     timing = json.loads((timed / "nnunet_archs_inference.json").read_text())
-    assert timing["cases"] == len(list(stock.glob("*.nii.gz"))) == 2 and timing["models"] == 1
+    assert timing["cases"] == 2 and timing["models"] == 1 and not timing["mirroring"]
 
 
 def test_a_training_seed_fixes_the_initial_weights_and_the_batches(nnunet, kiunet_plans):
@@ -83,8 +100,8 @@ def test_resenc_plans_coexist_with_ours(nnunet, kiunet_plans):
 
 
 def test_inherited_bigger_batch_configuration_builds_and_steps_with_our_plans(nnunet, kiunet_plans):
-    """Seed 003's hand-added configuration: nnU-Net resolves ``inherits_from`` to our network at batch 4, which
-    takes a training step (stock nnUNetv2_train on our plans: test_kiunet_plans_train_predict_evaluate_3d)."""
+    """The multi-GPU recipe's hand-added configuration: nnU-Net resolves ``inherits_from`` to our network at batch 4,
+    which takes a training step (stock nnUNetv2_train on our plans: the quick-start test)."""
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
     path = nnunet.plans_path(DATASET_3D, kiunet_plans)
