@@ -250,15 +250,24 @@ def format_steps(rows: list, gb: float) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(header: list, rows: list) -> str:
+    """A markdown table; a header starting with "#" marks a right-aligned (numeric) column."""
+    names = [h.lstrip("#") for h in header]
+    rule = "|" + "|".join("---:" if h.startswith("#") else "---" for h in header) + "|"
+    return "\n".join(["| " + " | ".join(names) + " |", rule] + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
+
+
+def gib(value) -> str:
+    return "-" if value is None else f"{value / 2 ** 30:.2f}"
+
+
 def format_training(rows: list) -> str:
-    lines = ["| network | plans | exit | torch.compile | epoch (s) | peak (GiB) | wall (s) |", "|---|---|---:|---|---:|---:|---:|"]
-    for r in rows:
-        epoch = r["epochs"][-1] if r["epochs"] else {}
-        peak = epoch.get("max_memory_allocated_bytes")
-        lines.append(f"| {r['network']} | {r['plans']} | {r['returncode']} | {'yes' if r['compiled'] else 'no'} "
-                     f"| {epoch.get('epoch_seconds', '-')} | {'-' if peak is None else f'{peak / 2 ** 30:.2f}'} "
-                     f"| {r['seconds']:.0f} |")
-    return "\n".join(lines)
+    def epoch(r) -> dict:
+        return r["epochs"][-1] if r["epochs"] else {}
+    return markdown_table(["network", "plans", "#exit", "torch.compile", "#epoch (s)", "#peak (GiB)", "#wall (s)"],
+                          [[r["network"], r["plans"], r["returncode"], "yes" if r["compiled"] else "no",
+                            epoch(r).get("epoch_seconds", "-"), gib(epoch(r).get("max_memory_allocated_bytes")),
+                            f"{r['seconds']:.0f}"] for r in rows])
 
 
 class Budget:
@@ -429,23 +438,17 @@ def main(argv=None) -> int:
 
 
 def format_inference(rows: list) -> str:
-    lines = ["| network | image | patch | s per case (mirroring) | s per megavoxel | peak (GiB) |",
-             "|---|---|---|---:|---:|---:|"]
-    for r in rows:
-        peak = r["max_memory_allocated_bytes"]
-        lines.append(f"| {r['network']} | {'x'.join(map(str, r['image']))} | {'x'.join(map(str, r['patch']))} "
-                     f"| {r['seconds']:.3f} | {r['seconds_per_megavoxel']:.3f} | "
-                     f"{'-' if peak is None else f'{peak / 2 ** 30:.2f}'} |")
-    return "\n".join(lines)
+    return markdown_table(["network", "image", "patch", "#s per case (mirroring)", "#s per megavoxel", "#peak (GiB)"],
+                          [[r["network"], "x".join(map(str, r["image"])), "x".join(map(str, r["patch"])),
+                            f"{r['seconds']:.3f}", f"{r['seconds_per_megavoxel']:.3f}",
+                            gib(r["max_memory_allocated_bytes"])] for r in rows])
 
 
 def format_calibration(rows: list) -> str:
-    lines = ["| network | estimate per byte (all points) | per point (configuration: factor) |", "|---|---:|---|"]
-    for r in rows:
-        lines.append(f"| {r['network']} | {r['estimate_per_byte']:.3f} | " + ", ".join(
-            f"{p['configuration'].split('#')[-1]} {'x'.join(map(str, p['patch']))}: {f:.3f}"
-            for p, f in zip(r["points"], r["per_point"])) + " |")
-    return "\n".join(lines)
+    return markdown_table(["network", "#estimate per byte (all points)", "per point (configuration: factor)"],
+                          [[r["network"], f"{r['estimate_per_byte']:.3f}", ", ".join(
+                              f"{p['configuration'].split('#')[-1]} {'x'.join(map(str, p['patch']))}: {f:.3f}"
+                              for p, f in zip(r["points"], r["per_point"]))] for r in rows])
 
 
 if __name__ == "__main__":

@@ -67,8 +67,7 @@ def add_commands(commands) -> None:
     demonstration.set_defaults(run=demo)
     demonstration.add_argument("--work-dir", type=Path, default=Path("nnunet_archs_demo"),
                                help="folder for the dataset, nnU-Net's folders and the report")
-    demonstration.add_argument("--resume", action="store_true")
-    demonstration.add_argument("--overwrite", action="store_true")
+    _add_resume_options(demonstration, "the demo in an existing work folder", "its work folder")
 
 
 def _add_compare(commands) -> None:
@@ -118,9 +117,7 @@ def _add_compare(commands) -> None:
                          "inherits the planned one with K times its batch (the same batch per GPU)")
     command.add_argument("-o", "--output", type=Path, default=None, help="report folder (default: "
                          "nnunet_archs_compare_<dataset id>)")
-    command.add_argument("--resume", action="store_true", help="continue the study in an existing report folder")
-    command.add_argument("--overwrite", action="store_true", help="start an existing study over (removes its report, "
-                                                                  "plans and trained models)")
+    _add_resume_options(command, "the study in an existing report folder", "its report, plans and trained models")
     command.add_argument("-np", type=int, default=1, help="processes for preprocessing and export")
     command.add_argument("--dry-run", action="store_true", help="print the jobs, each network's planned patch, batch "
                          "and memory, and the GPU-hours; train and write nothing")
@@ -145,6 +142,11 @@ def _add_compare(commands) -> None:
     slurm.add_argument("--slurm-qos")
     slurm.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
                        help="any other sbatch option, e.g. --slurm-option constraint=a100 (repeatable)")
+
+
+def _add_resume_options(command, what: str, removed: str) -> None:
+    command.add_argument("--resume", action="store_true", help=f"continue {what}")
+    command.add_argument("--overwrite", action="store_true", help=f"start over (removes {removed})")
 
 
 def _add_object_options(command) -> None:

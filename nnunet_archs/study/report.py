@@ -102,8 +102,8 @@ class Report:
 
     # -- cells ---------------------------------------------------------------------------------------------------
     def _cell(self, summary: Optional[Summary], metric: str, with_ci: bool) -> str:
-        if summary is None or summary.n_cases == 0:
-            return "missing"
+        if summary is None or summary.n_cases == 0:  # no rows at all, or not applicable in every case
+            return f"not applicable in all {summary.n_missing} cases" if summary and summary.n_missing else "missing"
         digits = 1 if metric == "HD95" else 3
         text = f"{_fmt(summary.mean, digits)} ± {_fmt(summary.sd, digits)}"
         if with_ci:
@@ -238,8 +238,10 @@ class Report:
         labels = [MEAN_LABEL] + sorted({s.label for s in self.statistics.summaries if s.label != MEAN_LABEL})
         for metric in self.spec.metrics:
             for label in labels:
-                if (metric, label) == (self.metric, self.label):
-                    continue
+                summaries = [self.statistics.summary(a, metric, label) for a in self.spec.architectures]
+                if (metric, label) == (self.metric, self.label) or not any(s.n_cases or s.n_missing
+                                                                            for s in summaries):
+                    continue  # the primary endpoint is above; a metric this label was not measured on (objects)
                 for architecture in self.spec.architectures:
                     summary = self.statistics.summary(architecture, metric, label)
                     comparison = self.statistics.comparison(architecture, metric, label)
@@ -300,8 +302,8 @@ class Report:
         lines += table(["metric", "label", "architecture", "mean ± sd (95 % CI)", "failures", "sd over folds",
                         f"Δ vs {self.spec.baseline} (95 % CI)", "p (Holm)"], self.secondary_rows())
         for metric in self.spec.metrics:
-            if (metric, MEAN_LABEL) != (self.metric, self.label):
-                shares = self.statistics.rank_first.get((metric, MEAN_LABEL), {})
+            shares = self.statistics.rank_first.get((metric, MEAN_LABEL), {})
+            if (metric, MEAN_LABEL) != (self.metric, self.label) and not all(math.isnan(s) for s in shares.values()):
                 lines.append(f"\nRank stability ({metric}, secondary): first in " + ", ".join(
                     f"{a} {_fmt(100 * s, 0)} %" for a, s in shares.items()) +
                     f" of {self.statistics.resamples} bootstrap resamples of the cases.")
