@@ -46,7 +46,6 @@ POWER = 0.8
 # a verdict needs at least this many paired cases; intervals from fewer than SMALL_SAMPLE cases are flagged
 MIN_PAIRED_CASES = 10
 SMALL_SAMPLE = 20
-VERDICTS = ("better", "worse", "equivalent", "inconclusive", "too few cases", "no paired cases")
 
 
 @dataclass
