@@ -167,9 +167,10 @@ def source_hash(class_path: str) -> Optional[str]:
     return hashlib.sha256(Path(source).read_bytes()).hexdigest() if source else None
 
 
-def package_versions() -> Dict[str, Optional[str]]:
+def package_versions(names: Sequence[str] = RECORDED_PACKAGES) -> Dict[str, Optional[str]]:
+    """The installed version of each distribution in ``names`` (None where it is not installed)."""
     versions = {}
-    for name in RECORDED_PACKAGES:
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

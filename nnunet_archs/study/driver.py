@@ -86,15 +86,12 @@ def record_machine(path: Path, spec: StudySpec, threads: Optional[int], executor
     """Append this driver session's versions, device and threads to ``environment.json``: what a repeat of the
     study's numbers needs to match (a training repeats exactly only with the same ones)."""
     import platform
-    from importlib import metadata
 
     import torch
-    versions = {}
-    for name in ("torch", "nnunetv2", "dynamic-network-architectures", "numpy", "monai", "nnunet-archs"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
+
+    from nnunet_archs.calibration import package_versions
+    versions = package_versions(("torch", "nnunetv2", "dynamic-network-architectures", "numpy", "monai",
+                                 "nnunet-archs"))
     device = torch.cuda.get_device_name() if spec.device.startswith("cuda") and torch.cuda.is_available() else \
         f"{platform.machine()} CPU ({os.cpu_count()} cores)"
     sessions = json.loads(path.read_text())["sessions"] if path.exists() else []
