@@ -17,7 +17,7 @@ import time
 import numpy as np
 from scipy import stats
 
-from nnunet_archs.study.statistics import bootstrap_ci
+from nnunet_archs.analysis.intervals import bootstrap_ci
 
 SIZES = (5, 10, 20, 40)
 

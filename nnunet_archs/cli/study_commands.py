@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nnunet_archs.study.metrics import METRICS
+from nnunet_archs.evaluation.failures import FAILURE_CONVENTIONS
+from nnunet_archs.evaluation.metrics import METRIC_NAMES
+from nnunet_archs.study.executors import DEFAULT_EXECUTOR, EXECUTORS
 
 COMPARE_DESCRIPTION = (
     "Plans every architecture with its own planner at the same GPU memory target, trains each fold of nnU-Net's "
@@ -25,7 +27,7 @@ def add_commands(commands) -> None:
     report.add_argument("-o", "--output", type=Path, default=None, help="folder for the combined report of two or "
                         "more studies")
     report.add_argument("--overwrite", action="store_true", help="replace an existing -o folder (that one only)")
-    report.add_argument("--failures", choices=["worst", "exclude"], default=None, help="how a missed or invented "
+    report.add_argument("--failures", choices=FAILURE_CONVENTIONS, default=None, help="how a missed or invented "
                         "structure's HD95 enters the statistics (default: the study's --failures)")
     report.add_argument("--metrics", nargs="+", default=[], help="metrics to add to the study, computed from its "
                         "stored predictions without training again")
@@ -39,7 +41,8 @@ def add_commands(commands) -> None:
     evaluation.add_argument("--fold", default="-", help="value of the fold column")
     evaluation.add_argument("--training-seed", type=int, default=0, help="value of the seed column: the training "
                             "seed of the models that predicted")
-    evaluation.add_argument("--metrics", nargs="+", default=list(METRICS), help=f"any of {', '.join(METRICS)}")
+    evaluation.add_argument("--metrics", nargs="+", default=list(METRIC_NAMES),
+                            help=f"any of {', '.join(METRIC_NAMES)}")
     evaluation.add_argument("--nsd-tolerance", type=float, default=2.0, help="mm")
     _add_object_options(evaluation)
     evaluation.add_argument("-o", "--output", type=Path, required=True)
@@ -86,7 +89,7 @@ def _add_compare(commands) -> None:
                          help="folds of splits_final.json to train (default: all five; at least 2)")
     command.add_argument("--baseline", default=None, help="architecture the others are tested against (default: "
                                                           "the first)")
-    command.add_argument("--metrics", nargs="+", default=list(METRICS), help=f"any of {', '.join(METRICS)} "
+    command.add_argument("--metrics", nargs="+", default=list(METRIC_NAMES), help=f"any of {', '.join(METRIC_NAMES)} "
                          "(default: all)")
     _add_object_options(command)
     command.add_argument("--primary", default=None, metavar="METRIC[:LABEL]", help="the endpoint that decides the "
@@ -94,8 +97,9 @@ def _add_compare(commands) -> None:
                          "other metric and label is reported as secondary")
     command.add_argument("--margin", action="append", default=[], metavar="METRIC=DELTA", help="equivalence margin "
                          "in the metric's unit, e.g. Dice=0.02 (repeatable): the verdict can then be 'equivalent'")
-    command.add_argument("--failures", choices=["worst", "exclude"], default="worst", help="a structure missed or "
-                         "invented scores HD95 = the image diagonal (worst, default) or is left out of HD95 (exclude)")
+    command.add_argument("--failures", choices=FAILURE_CONVENTIONS, default=FAILURE_CONVENTIONS[0],
+                         help="a structure missed or invented scores HD95 = the image diagonal (worst, default) or is "
+                              "left out of HD95 (exclude)")
     command.add_argument("--nsd-tolerance", type=float, default=2.0, help="NSD tolerance in mm (default 2)")
     command.add_argument("--training-seeds", type=int, nargs="+", default=[0], metavar="S", help="train every "
                          "architecture and fold once per training seed (default: 0); the statistics average a case "
@@ -124,8 +128,9 @@ def _add_compare(commands) -> None:
     command.add_argument("--hours-per-training", type=float, default=None, help="with --dry-run: hours one training "
                          "takes, for the GPU-hours (default: from a finished pilot study in the report folder)")
     execution = command.add_argument_group("execution")
-    execution.add_argument("--executor", choices=["local", "slurm"], default="local",
-                           help="local processes (default) or SLURM jobs through submitit")
+    execution.add_argument("--executor", choices=list(EXECUTORS), default=DEFAULT_EXECUTOR,
+                           help=f"where the jobs run: {' or '.join(EXECUTORS)} (default: {DEFAULT_EXECUTOR}), "
+                                f"through submitit")
     execution.add_argument("--max-parallel", type=int, default=None, help="jobs at once (default: one per visible "
                            "GPU with CUDA, else 1); on SLURM the job array's throttle")
     execution.add_argument("--max-retries", type=int, default=2, help="resubmissions of a killed job (a training "
@@ -160,7 +165,7 @@ def _add_object_options(command) -> None:
 def compare(args: argparse.Namespace) -> None:
     from nnunet_archs.errors import StudyIncomplete
     from nnunet_archs.study.driver import ExecutionOptions, run_study
-    from nnunet_archs.study.executors import SlurmOptions, parse_slurm_options, parse_slurm_time
+    from nnunet_archs.study.executors.slurm import SlurmOptions, parse_slurm_options, parse_slurm_time
     from nnunet_archs.study.spec import Budget, StudySpec, parse_margins, study_id_for
     report = args.output or Path(f"nnunet_archs_compare_{args.d}")
     budget = Budget(args.epochs, args.iterations, args.val_iterations, args.minutes, args.mirroring)
@@ -195,17 +200,18 @@ def redraw_report(args: argparse.Namespace) -> None:
                             "redrawn in place, without -o)")
         if args.metrics or args.failures:
             raise UserError("--metrics and --failures apply to one study folder; combine the studies as they are")
-        from nnunet_archs.study.combined import combine_studies
+        from nnunet_archs.study.combine_studies import combine_studies
         print(combine_studies(args.folder, args.output, args.overwrite).read_text())
         print(f"Combined report: {args.output} (combined.md, combined.csv, results.tex, ranks_blob.png, "
               f"significance.png, challenger.csv)")
         return
     from nnunet_archs.study.extend import add_metrics
-    from nnunet_archs.study.report import build_report, check_report_folder
+    from nnunet_archs.study.folder import open_study
+    from nnunet_archs.study.results import write_report
     folder, = args.folder
-    check_report_folder(folder)
+    open_study(folder)
     added = add_metrics(folder, args.metrics) if args.metrics else []
-    print(build_report(folder, failures_convention=args.failures).write().read_text())
+    print(write_report(folder, failures_convention=args.failures).read_text())
     if added:
         print(f"Added {', '.join(added)} from the stored predictions; study.json lists them now (give the same "
               f"--metrics to compare --resume)")
@@ -214,7 +220,8 @@ def redraw_report(args: argparse.Namespace) -> None:
 def evaluate(args: argparse.Namespace) -> None:
     import json
 
-    from nnunet_archs.study.metrics import evaluate_folder, objects_path, write_evaluation
+    from nnunet_archs.evaluation.folder import evaluate_folder, write_evaluation
+    from nnunet_archs.evaluation.tables import objects_path
     evaluation = evaluate_folder(args.reference, args.prediction, json.loads(args.dataset_json.read_text()),
                                  args.architecture, args.fold, args.metrics, args.nsd_tolerance, args.training_seed,
                                  args.object_labels, args.match_iou)

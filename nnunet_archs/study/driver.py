@@ -3,7 +3,6 @@ run them on an executor and write the report once every job has finished (or fai
 it needs failed)."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -12,12 +11,13 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from nnunet_archs.errors import UserError
-from nnunet_archs.files import write_json_atomically
-from nnunet_archs.study.executors import EXECUTORS, SlurmOptions, SubmititExecutor
-from nnunet_archs.study.jobs import StudyLayout, build_jobs, data_identifier
+from nnunet_archs.study.executors import DEFAULT_EXECUTOR, executor_class
+from nnunet_archs.study.executors.slurm import SlurmOptions
+from nnunet_archs.study.folder import StudyFolder, StudyLayout
+from nnunet_archs.study.jobs import build_jobs, data_identifier
 from nnunet_archs.study.preflight import preflight
 from nnunet_archs.study.records import failures
-from nnunet_archs.study.report import build_report
+from nnunet_archs.study.results import write_report
 from nnunet_archs.study.scheduler import Scheduler, default_cpu_threads, write_commands
 from nnunet_archs.study.spec import StudySpec
 from nnunet_archs.training.environment import ext_trainers_path
@@ -27,7 +27,7 @@ from nnunet_archs.training.environment import ext_trainers_path
 class ExecutionOptions:
     """How the jobs run; not part of the study (a resumed study may run them differently)."""
 
-    executor: str = "local"
+    executor: str = DEFAULT_EXECUTOR
     max_parallel: Optional[int] = None  # default: visible GPUs // GPUs per training with CUDA, else 1
     max_retries: int = 2
     processes: int = 1
@@ -36,8 +36,7 @@ class ExecutionOptions:
     poll_seconds: float = 2.0
 
     def __post_init__(self):
-        if self.executor not in EXECUTORS:
-            raise UserError(f"--executor must be one of {list(EXECUTORS)}, got {self.executor!r}")
+        executor_class(self.executor)
         for flag, value, minimum in (("--max-parallel", self.max_parallel, 1), ("--max-retries", self.max_retries, 0),
                                      ("-np", self.processes, 1)):
             if value is not None and value < minimum:
@@ -47,27 +46,26 @@ class ExecutionOptions:
 def prepare_folder(spec: StudySpec, layout: StudyLayout, resume: bool, overwrite: bool) -> None:
     """Refuse to mix studies: an existing report folder needs ``--resume`` (with the same study) or ``--overwrite``
     (which also removes this study's plans and trained models, and only those)."""
-    report = layout.report
-    study_file = report / "study.json"
+    report, folder = layout.report, layout.folder
     if report.exists() and not (resume or overwrite):
         raise UserError(f"{report} exists; pass --resume to continue that study or --overwrite to start it "
                               f"over")
-    if resume and study_file.exists():
-        earlier = StudySpec.from_json(study_file.read_text())
+    if resume and folder.spec_file.exists():
+        earlier = folder.read_spec()
         differences = earlier.differences(spec)
         if differences:
             raise UserError(f"{report} holds a study run with other settings ({', '.join(differences)} differ); "
                              f"pass the same arguments to --resume it, or --overwrite to start it over")
     if overwrite and report.exists():
-        earlier = StudySpec.from_json(study_file.read_text()) if study_file.exists() else spec
+        earlier = folder.read_spec() if folder.spec_file.exists() else spec
         for architecture in earlier.architectures:
             for seed in earlier.training_seeds:
                 shutil.rmtree(layout.results_folder(earlier, architecture, seed), ignore_errors=True)
             (layout.preprocessed / f"{earlier.plans_name(architecture)}.json").unlink(missing_ok=True)
         shutil.rmtree(report)
     report.mkdir(parents=True, exist_ok=True)
-    study_file.write_text(spec.to_json())
-    (report / "layout.json").write_text(json.dumps({k: str(v) for k, v in vars(layout).items()}, indent=1))
+    folder.write_spec(spec)
+    folder.write_layout(layout)
 
 
 def preprocessed_identifiers(spec: StudySpec, layout: StudyLayout) -> set:
@@ -82,7 +80,8 @@ def preprocessed_identifiers(spec: StudySpec, layout: StudyLayout) -> set:
     return complete
 
 
-def record_machine(path: Path, spec: StudySpec, threads: Optional[int], executor: str, max_parallel: int) -> None:
+def record_machine(folder: StudyFolder, spec: StudySpec, threads: Optional[int], executor: str,
+                   max_parallel: int) -> None:
     """Append this driver session's versions, device and threads to ``environment.json``: what a repeat of the
     study's numbers needs to match (a training repeats exactly only with the same ones)."""
     import platform
@@ -94,11 +93,9 @@ def record_machine(path: Path, spec: StudySpec, threads: Optional[int], executor
                                  "nnunet-archs"))
     device = torch.cuda.get_device_name() if spec.device.startswith("cuda") and torch.cuda.is_available() else \
         f"{platform.machine()} CPU ({os.cpu_count()} cores)"
-    sessions = json.loads(path.read_text())["sessions"] if path.exists() else []
-    sessions.append({"started": time.strftime("%Y-%m-%d %H:%M:%S"), "python": platform.python_version(),
-                     "versions": versions, "device": device, "threads_per_training": threads, "executor": executor,
-                     "max_parallel": max_parallel})
-    write_json_atomically(path, {"sessions": sessions})
+    folder.append_environment({"started": time.strftime("%Y-%m-%d %H:%M:%S"), "python": platform.python_version(),
+                               "versions": versions, "device": device, "threads_per_training": threads,
+                               "executor": executor, "max_parallel": max_parallel})
 
 
 def visible_gpus() -> List[int]:
@@ -131,13 +128,15 @@ def run_study(spec: StudySpec, report: Path, options: ExecutionOptions, calibrat
     environment["nnUNet_extTrainer"] = ext_trainers_path()
     jobs = build_jobs(spec, layout, planners, options.processes, preprocessed_identifiers(spec, layout), environment,
                       [str(Path(c).resolve()) for c in calibrations])
-    write_commands(jobs, layout.report / "commands.sh", environment)
-    gpus = visible_gpus() if spec.device.startswith("cuda") and options.executor == "local" else []
+    folder = layout.folder
+    write_commands(jobs, folder.commands, environment)
+    backend = executor_class(options.executor)
+    gpus = visible_gpus() if spec.device.startswith("cuda") and backend.assigns_devices else []
     max_parallel = options.max_parallel or (max(1, len(gpus) // spec.num_gpus) if gpus else 1)
-    executor = SubmititExecutor(options.executor, layout.report / "submitit", max_parallel, options.slurm)
+    executor = backend(folder.submitit, max_parallel, options.slurm)
     cpu_threads = default_cpu_threads(max_parallel) if not spec.device.startswith("cuda") else None
-    record_machine(layout.report / "environment.json", spec, cpu_threads, options.executor, max_parallel)
-    scheduler = Scheduler(jobs, layout.jobs, layout.report / "state.json", executor, max_parallel,
+    record_machine(folder, spec, cpu_threads, options.executor, max_parallel)
+    scheduler = Scheduler(jobs, folder.jobs, folder.state, executor, max_parallel,
                           options.max_retries, gpus, cpu_threads, options.poll_seconds, log)
     log(f"{len(jobs)} jobs, {options.executor} executor, up to {max_parallel} at once"
         + (f" on GPUs {gpus}" if gpus else "") + f"; report folder {layout.report}")
@@ -149,7 +148,7 @@ def run_study(spec: StudySpec, report: Path, options: ExecutionOptions, calibrat
         log(f"{running} job(s) still running; run the same command with --resume to collect them")
         return StudyOutcome(layout, None, failures(layout))
     try:
-        results = build_report(layout.report, f"; this run {time.time() - start:.0f} s").write()
+        results = write_report(layout.report, f"; this run {time.time() - start:.0f} s")
     except UserError as error:  # nothing was evaluated: every training failed
         log(f"no report: {error}")
         results = None

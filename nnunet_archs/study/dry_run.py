@@ -8,7 +8,6 @@ report folder holds a finished pilot study, from the wall time its trainings too
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -17,7 +16,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from nnunet_archs.errors import UserError
-from nnunet_archs.study.jobs import StudyLayout, build_jobs
+from nnunet_archs.study.folder import StudyFolder, StudyLayout
+from nnunet_archs.study.jobs import build_jobs
 from nnunet_archs.study.preflight import preflight
 from nnunet_archs.study.spec import StudySpec
 
@@ -42,10 +42,10 @@ def planner_options(arguments: Sequence[str]) -> Dict[str, str]:
 def pilot_hours(report: Path) -> Optional[float]:
     """Mean hours per training of a finished study in ``report`` (the pilot), None without one."""
     from nnunet_archs.study.records import training_costs
-    if not (report / "study.json").exists() or not (report / "layout.json").exists():
+    folder = StudyFolder(Path(report))
+    if not folder.is_study():
         return None
-    spec = StudySpec.from_json((report / "study.json").read_text())
-    layout = StudyLayout(**{k: Path(v) for k, v in json.loads((report / "layout.json").read_text()).items()})
+    spec, layout = folder.read_spec(), folder.read_layout()
     seconds = [s for cost in training_costs(spec, layout).values() for s in cost.seconds.values()]
     return sum(seconds) / len(seconds) / 3600 if seconds else None
 

@@ -8,14 +8,11 @@ import json
 from pathlib import Path
 from typing import List, Sequence
 
-import pandas as pd
-
 from nnunet_archs.errors import UserError
-from nnunet_archs.files import write_text_atomically
-from nnunet_archs.study.jobs import StudyLayout
-from nnunet_archs.study.metrics import check_metrics, evaluate_folder, objects_path, write_rows
-from nnunet_archs.study.objects import OBJECT_COLUMNS
-from nnunet_archs.study.records import TEXT_COLUMNS
+from nnunet_archs.evaluation.folder import evaluate_folder
+from nnunet_archs.evaluation.metrics import check_metrics
+from nnunet_archs.evaluation.tables import OBJECT_COLUMNS, objects_path, read_table, write_rows
+from nnunet_archs.study.folder import open_study
 from nnunet_archs.study.spec import StudySpec
 
 
@@ -26,7 +23,7 @@ def _extend(part: Path, reference: Path, predictions: Path, dataset_json: dict, 
         return False
     evaluation = evaluate_folder(reference, predictions, dataset_json, architecture, fold, metrics,
                                  spec.nsd_tolerance_mm, seed, spec.object_labels, spec.match_iou)
-    existing = pd.read_csv(part, dtype=TEXT_COLUMNS).to_dict("records")
+    existing = read_table(part).to_dict("records")
     write_rows(existing + evaluation.rows, part)
     if evaluation.objects and not objects_path(part).exists():
         write_rows(evaluation.objects, objects_path(part), OBJECT_COLUMNS)
@@ -35,8 +32,8 @@ def _extend(part: Path, reference: Path, predictions: Path, dataset_json: dict, 
 
 def add_metrics(report_folder: Path, metrics: Sequence[str]) -> List[str]:
     """Add the ``metrics`` a study has not measured yet; returns them (none: nothing to do)."""
-    spec = StudySpec.from_json((report_folder / "study.json").read_text())
-    layout = StudyLayout(**{k: Path(v) for k, v in json.loads((report_folder / "layout.json").read_text()).items()})
+    folder = open_study(report_folder)
+    spec, layout = folder.read_spec(), folder.read_layout()
     check_metrics(metrics, spec.nsd_tolerance_mm)
     new = [m for m in metrics if m not in spec.metrics]
     if not new:
@@ -46,14 +43,14 @@ def add_metrics(report_folder: Path, metrics: Sequence[str]) -> List[str]:
     for architecture in spec.architectures:
         for seed in spec.training_seeds:
             for fold in spec.folds:
-                evaluated += _extend(layout.fold_metrics(architecture, fold, seed), layout.raw / "labelsTr",
+                evaluated += _extend(folder.fold_metrics(architecture, fold, seed), layout.raw / "labelsTr",
                                      layout.fold_folder(spec, architecture, fold, seed) / "validation", dataset_json,
                                      spec, architecture, str(fold), seed, new)
-            _extend(layout.test_metrics(architecture, seed), layout.raw / "labelsTs",
-                    layout.test_predictions(architecture, seed), dataset_json, spec, architecture, "ensemble", seed,
+            _extend(folder.test_metrics(architecture, seed), layout.raw / "labelsTs",
+                    folder.test_predictions(architecture, seed), dataset_json, spec, architecture, "ensemble", seed,
                     new)
     if not evaluated:
         raise UserError(f"{report_folder} holds no evaluated predictions to measure {new} on")
     spec.metrics = [*spec.metrics, *new]
-    write_text_atomically(report_folder / "study.json", spec.to_json())
+    folder.write_spec(spec)
     return new

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set
 
 from nnunet_archs.planning.identifiers import data_identifier as plans_data_identifier
+from nnunet_archs.study.folder import StudyLayout
 from nnunet_archs.study.spec import StudySpec, safe
-from nnunet_archs.training.environment import EPOCH_LOG, seeded_trainer_name
+from nnunet_archs.training.environment import seeded_trainer_name
 
 BIN = Path(sys.executable).parent
 
@@ -31,67 +32,6 @@ class Job:
     deps: List[str] = field(default_factory=list)
     gpus: int = 0
     resumable: bool = False
-
-
-@dataclass(frozen=True)
-class StudyLayout:
-    """Where a study reads and writes: nnU-Net's folders for the dataset, and the report folder; and what its
-    jobs are called. The job graph and the report both ask this object, so they cannot disagree on a name."""
-
-    raw: Path
-    preprocessed: Path
-    results: Path
-    report: Path
-
-    @property
-    def jobs(self) -> Path:
-        return self.report / "jobs"
-
-    def job_folder(self, name: str) -> Path:
-        return self.jobs / name
-
-    @staticmethod
-    def training_job(architecture: str, fold: int, seed: int) -> str:
-        return f"train_{safe(architecture)}_fold{fold}_seed{seed}"
-
-    @staticmethod
-    def evaluation_job(architecture: str, fold: int, seed: int) -> str:
-        return f"evaluate_{safe(architecture)}_fold{fold}_seed{seed}"
-
-    @staticmethod
-    def prediction_job(architecture: str, seed: int) -> str:
-        return f"predict_test_{safe(architecture)}_seed{seed}"
-
-    @staticmethod
-    def test_evaluation_job(architecture: str, seed: int) -> str:
-        return f"evaluate_test_{safe(architecture)}_seed{seed}"
-
-    def results_folder(self, spec: StudySpec, architecture: str, seed: int) -> Path:
-        """nnU-Net's ``Trainer__Plans__configuration`` folder; the trainer's name carries the training seed."""
-        return self.results / self.raw.name / \
-            f"{seeded_trainer_name(seed)}__{spec.plans_name(architecture)}__{spec.training_configuration}"
-
-    def fold_folder(self, spec: StudySpec, architecture: str, fold: int, seed: int) -> Path:
-        return self.results_folder(spec, architecture, seed) / f"fold_{fold}"
-
-    def epoch_log(self, spec: StudySpec, architecture: str, fold: int, seed: int) -> Path:
-        """What our trainer logs each epoch (time, peak GPU memory) into the fold's folder."""
-        return self.fold_folder(spec, architecture, fold, seed) / EPOCH_LOG
-
-    def fold_metrics(self, architecture: str, fold: int, seed: int) -> Path:
-        return self.report / "metrics" / f"{safe(architecture)}_fold{fold}_seed{seed}.csv"
-
-    def test_metrics(self, architecture: str, seed: int) -> Path:
-        return self.report / "metrics_test" / f"{safe(architecture)}_seed{seed}.csv"
-
-    def test_predictions(self, architecture: str, seed: int) -> Path:
-        return self.report / "test_predictions" / f"{safe(architecture)}_seed{seed}"
-
-    @property
-    def has_test_set(self) -> bool:
-        """imagesTs and labelsTs both hold files (empty folders are no test set: nothing to predict)."""
-        folders = (self.raw / "imagesTs", self.raw / "labelsTs")
-        return all(folder.is_dir() and any(folder.iterdir()) for folder in folders)
 
 
 def data_identifier(spec: StudySpec, architecture: str) -> str:
@@ -142,7 +82,7 @@ def build_jobs(spec: StudySpec, layout: StudyLayout, planners: Dict[str, List[st
                 spec.plans_name(a), "-c", spec.configuration, "-np", np_, deps=[plan[a]])
         ready_data[a] = by_identifier[identifier]
     add("costs", "costs", "nnunet-archs", "costs", "-d", d, "-c", spec.configuration, "-o",
-        str(layout.report / "costs.json"), "--architectures",
+        str(layout.folder.costs), "--architectures",
         *spec.architectures, "--plans", *[spec.plans_name(a) for a in spec.architectures],
         *(["--calibration", *calibrations] if calibrations else []), deps=list(plan.values()))
 
@@ -172,19 +112,19 @@ def build_jobs(spec: StudySpec, layout: StudyLayout, planners: Dict[str, List[st
                 str(layout.raw / "labelsTr"), "--prediction",
                 str(layout.fold_folder(spec, a, fold, seed) / "validation"), "--dataset-json",
                 str(layout.raw / "dataset.json"), "--architecture", a, "--fold", str(fold), *seed_args,
-                "-o", str(layout.fold_metrics(a, fold, seed)), *metric_args, deps=[train])
+                "-o", str(layout.folder.fold_metrics(a, fold, seed)), *metric_args, deps=[train])
         if layout.has_test_set:
             tta = [] if spec.budget.mirroring else ["--disable_tta"]
             # nnUNetv2_predict's predictor, timing each case (the study's inference cost)
             predict = add(layout.prediction_job(a, seed), "predict", "nnunet-archs", "predict", "-i",
-                          str(layout.raw / "imagesTs"), "-o", str(layout.test_predictions(a, seed)), "-d", d, "-c",
-                          spec.training_configuration, "-p", spec.plans_name(a), "-tr", trainer, "-f",
+                          str(layout.raw / "imagesTs"), "-o", str(layout.folder.test_predictions(a, seed)), "-d", d,
+                          "-c", spec.training_configuration, "-p", spec.plans_name(a), "-tr", trainer, "-f",
                           *map(str, spec.folds), "-npp", np_, "-nps", np_, "-device", device,
                           "--disable_progress_bar", *tta, deps=trainings, gpus=min(gpus, 1))
             add(layout.test_evaluation_job(a, seed), "evaluate", "nnunet-archs", "evaluate", "--reference",
-                str(layout.raw / "labelsTs"), "--prediction", str(layout.test_predictions(a, seed)),
+                str(layout.raw / "labelsTs"), "--prediction", str(layout.folder.test_predictions(a, seed)),
                 "--dataset-json", str(layout.raw / "dataset.json"), "--architecture", a, "--fold", "ensemble",
-                *seed_args, "-o", str(layout.test_metrics(a, seed)), *metric_args, deps=[predict])
+                *seed_args, "-o", str(layout.folder.test_metrics(a, seed)), *metric_args, deps=[predict])
     return jobs
 
 

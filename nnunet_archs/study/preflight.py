@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
@@ -14,8 +13,9 @@ from nnunet_archs.doctor import fast_checks, first_failure
 from nnunet_archs.errors import UserError
 from nnunet_archs.planning.api import check_dataset_integrity, dataset_name, require_nnunet_paths
 from nnunet_archs.profiling import require_device
-from nnunet_archs.study.jobs import StudyLayout
-from nnunet_archs.study.metrics import label_regions
+from nnunet_archs.evaluation.folder import label_regions
+from nnunet_archs.study.executors import executor_class
+from nnunet_archs.study.folder import StudyLayout
 from nnunet_archs.study.spec import StudySpec
 from nnunet_archs.study.splits import check_splits, training_cases
 
@@ -60,8 +60,7 @@ def preflight(spec: StudySpec, report: Path, calibrations: Sequence[Path], execu
     if resume and overwrite:
         raise UserError("--resume and --overwrite exclude each other")
     require_device(spec.device)
-    if executor == "slurm" and shutil.which("sbatch") is None:
-        raise UserError("--executor slurm needs SLURM's sbatch on PATH (run the driver on a login node)")
+    executor_class(executor).preflight()
     failed = first_failure(fast_checks())
     if failed is not None:  # the environment cannot train: say so now, not inside the first training job
         raise UserError(f"{failed.name}: {failed.message} -> {failed.fix} (nnunet-archs doctor checks the rest)")

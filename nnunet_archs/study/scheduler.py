@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from nnunet_archs.files import write_json_atomically
-from nnunet_archs.study.executors import Submission, SubmititExecutor
+from nnunet_archs.study.executors import EXECUTORS
+from nnunet_archs.study.executors.base import Executor, Submission
 from nnunet_archs.study.jobs import Job, resumed_command
 from nnunet_archs.study.runner import DONE, FAILED, read_marker
 from nnunet_archs.training.environment import thread_variables
@@ -25,7 +26,7 @@ FINISHED = ("done", "failed", "blocked")
 
 
 class Scheduler:
-    def __init__(self, jobs: List[Job], jobs_folder: Path, state_path: Path, executor: SubmititExecutor,
+    def __init__(self, jobs: List[Job], jobs_folder: Path, state_path: Path, executor: Executor,
                  max_parallel: int, max_retries: int = 2, gpu_ids: Optional[List[int]] = None,
                  cpu_threads: Optional[int] = None, poll_seconds: float = 2.0, log: Callable[[str], None] = print):
         self.jobs = {job.name: job for job in jobs}
@@ -53,7 +54,7 @@ class Scheduler:
         if not attempts or attempts[-1]["status"] != "submitted":
             return
         last = attempts[-1]
-        alive = self.executor.alive(last["job_id"], last["executor"])  # before the markers: no lost race
+        alive = self._alive(last)  # before the markers: no lost race
         done, failed = read_marker(self.folder(name), DONE), read_marker(self.folder(name), FAILED)
         if done is not None:
             last["status"] = "done"
@@ -64,6 +65,13 @@ class Scheduler:
         else:
             return
         self.save()
+
+    def _alive(self, attempt: dict) -> bool:
+        """Whether an attempt may still write its marker, asked of the backend that runs it (an earlier driver may
+        have used another)."""
+        if attempt["executor"] == self.executor.name:
+            return self.executor.alive(attempt["job_id"])
+        return EXECUTORS[attempt["executor"]].job_alive(attempt["job_id"], self.executor.warnings)
 
     def status(self, name: str, statuses: Dict[str, str]) -> str:
         """done | failed | blocked | running | ready | waiting, given the statuses of the jobs before it."""
@@ -96,7 +104,7 @@ class Scheduler:
         # a training that ran before, in any attempt, continues from its checkpoint: never from scratch again
         command = resumed_command(job) if attempts else job.command
         env = dict(job.env)
-        if self.executor.kind == "local":
+        if self.executor.assigns_devices:
             if job.gpus:
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpu_ids))
             if self.cpu_threads:
@@ -111,16 +119,16 @@ class Scheduler:
     def _submit(self, ready: List[Job]) -> int:
         # locally at most max_parallel jobs run; a cluster queues whatever is ready and throttles the trainings'
         # job array itself
-        free_slots = len(ready) if self.executor.kind == "slurm" else self.max_parallel - sum(
-            1 for record in self.state["jobs"].values() if record["attempts"]
-            and record["attempts"][-1]["status"] == "submitted")
+        running = sum(1 for record in self.state["jobs"].values() if record["attempts"]
+                      and record["attempts"][-1]["status"] == "submitted")
+        free_slots = self.executor.free_slots(len(ready), running)
         chosen, gpu_plan = [], []
         free_gpus = self._free_gpus()
         for job in ready:
             if len(chosen) >= free_slots:
                 break
             ids: List[int] = []
-            if job.gpus and self.executor.kind == "local" and self.gpu_ids:
+            if job.gpus and self.executor.assigns_devices and self.gpu_ids:
                 if len(free_gpus) < job.gpus:
                     continue
                 ids, free_gpus = free_gpus[:job.gpus], free_gpus[job.gpus:]
@@ -132,9 +140,9 @@ class Scheduler:
         job_ids = self.executor.submit(submissions)
         for job, submission, job_id, ids in zip(chosen, submissions, job_ids, gpu_plan):
             self.attempts(job.name).append({"attempt": submission.attempt, "session": self.session,
-                                            "executor": self.executor.kind, "job_id": job_id, "gpu_ids": ids,
+                                            "executor": self.executor.name, "job_id": job_id, "gpu_ids": ids,
                                             "status": "submitted", "submitted": time.time()})
-            self.log(f"  started {job.name} ({self.executor.kind} job {job_id}"
+            self.log(f"  started {job.name} ({self.executor.name} job {job_id}"
                      f"{', attempt ' + str(submission.attempt) if submission.attempt > 1 else ''})")
         self.save()
         return len(chosen)

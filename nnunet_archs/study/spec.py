@@ -14,9 +14,11 @@ from typing import Dict, List, Optional
 
 from nnunet_archs.errors import UserError
 from nnunet_archs.planning.memory import check_memory_target
-from nnunet_archs.study.metrics import (MEAN_LABEL, METRICS, check_failure_convention, check_metrics,
-                                        check_object_labels)
-from nnunet_archs.study.objects import check_threshold
+from nnunet_archs.analysis.table import MEAN_LABEL
+from nnunet_archs.evaluation.failures import check_failure_convention
+from nnunet_archs.evaluation.folder import check_object_labels
+from nnunet_archs.evaluation.metrics import DEFAULT_PRIMARY, METRIC_NAMES, check_metrics
+from nnunet_archs.evaluation.objects import check_threshold
 from nnunet_archs.training.environment import training_variables
 
 FOLDS = (0, 1, 2, 3, 4)
@@ -67,7 +69,7 @@ class StudySpec:
     configuration: str = "3d_fullres"
     folds: List[int] = field(default_factory=lambda: list(FOLDS))
     baseline: Optional[str] = None
-    metrics: List[str] = field(default_factory=lambda: list(METRICS))
+    metrics: List[str] = field(default_factory=lambda: list(METRIC_NAMES))
     nsd_tolerance_mm: float = 2.0
     seed: int = 12345
     bootstrap_resamples: int = 2000
@@ -90,7 +92,7 @@ class StudySpec:
         if self.baseline is None and self.architectures:
             self.baseline = self.architectures[0]
         if self.primary is None and self.metrics:
-            self.primary = "Dice" if "Dice" in self.metrics else self.metrics[0]
+            self.primary = DEFAULT_PRIMARY if DEFAULT_PRIMARY in self.metrics else self.metrics[0]
         self.validate()
 
     def validate(self) -> None:

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from nnunet_archs.study.jobs import StudyLayout, build_jobs
+from nnunet_archs.study.folder import StudyLayout
+from nnunet_archs.study.jobs import build_jobs
 from nnunet_archs.study.spec import Budget, StudySpec
 
 
@@ -109,3 +110,24 @@ def test_every_training_seed_is_a_training_of_its_own_in_its_own_results_folder(
 def test_invalid_studies_are_rejected(overrides, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         spec(**overrides)
+
+
+def test_every_job_of_ours_parses_with_the_command_line_it_calls(tmp_path):
+    """The job graph writes the command lines of our own subcommands; the real parser reads each one back, so the
+    flags cannot drift apart (argparse exits on an unknown or malformed flag)."""
+    from nnunet_archs.cli.parser import build_parser
+    study = spec(device="cuda", num_gpus=2, scale_batch=True, training_seeds=[0, 4], metrics=["Dice", "HD95"],
+                 object_labels=["small"], match_iou=0.25, nsd_tolerance_mm=1.5)
+    planners = {**PLANNERS, "KiUNet": ["-pl", "nnUNetPlannerCustom", "--network", "KiUNet", "--calibration", "c.json"]}
+    jobs = [j for j in build_jobs(study, layout(tmp_path, True), planners, calibrations=["c.json"])
+            if Path(j.command[0]).name == "nnunet-archs"]
+    parsed = {job.name: build_parser().parse_args(job.command[1:]) for job in jobs}
+    assert {args.command for args in parsed.values()} == {"splits", "plan_experiment", "costs", "add_configuration",
+                                                          "evaluate", "predict"}
+    evaluation = parsed["evaluate_KiUNet_fold1_seed4"]
+    assert (evaluation.metrics, evaluation.object_labels, evaluation.match_iou, evaluation.nsd_tolerance,
+            evaluation.training_seed, evaluation.fold) == (["Dice", "HD95"], ["small"], 0.25, 1.5, 4, "1")
+    assert parsed["plan_KiUNet"].pl == "nnUNetPlannerCustom" and parsed["plan_KiUNet"].gpu_memory_target == 8
+    predict = parsed["predict_test_KiUNet_seed4"]
+    assert (predict.f, predict.device, predict.c) == ([0, 1], "cuda", "3d_fullres_2gpus")
+    assert parsed["costs"].plans == [study.plans_name(a) for a in study.architectures]

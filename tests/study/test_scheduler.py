@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import List
 
-from nnunet_archs.study.executors import Submission
+from nnunet_archs.study.executors.base import Submission
+from nnunet_archs.study.executors.local import LocalExecutor
 from nnunet_archs.study.jobs import Job
 from nnunet_archs.study.runner import DONE, run_job
 from nnunet_archs.study.scheduler import Scheduler, write_commands
@@ -18,9 +19,10 @@ KILLED_UNLESS_CONTINUED = "import os, signal, sys; sys.exit(0) if '--c' in sys.a
 
 
 class SynchronousExecutor:
-    """Runs each submission at once through the real runner; nothing stays alive unless ``hold`` says so."""
+    """Runs each submission at once through the real runner; nothing stays alive unless ``hold`` says so. The
+    scheduler sees it as the local backend (it assigns devices, at most ``max_parallel`` jobs at once)."""
 
-    kind = "local"
+    name, assigns_devices = LocalExecutor.name, True
 
     def __init__(self, hold: bool = False):
         self.hold, self.submitted, self.warnings = hold, [], []
@@ -34,8 +36,11 @@ class SynchronousExecutor:
             ids.append(str(len(self.submitted)))
         return ids
 
-    def alive(self, job_id: str, kind: str) -> bool:
+    def alive(self, job_id: str) -> bool:
         return self.hold
+
+    def free_slots(self, ready: int, running: int) -> int:
+        return 2 - running
 
 
 def python(code: str) -> List[str]:

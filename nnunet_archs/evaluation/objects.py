@@ -1,0 +1,119 @@
+"""Object-level detection: which structures a network found, which it missed, which it invented.
+
+The objects of a label are its connected components (``connected-components-3d``), voxels touching by a face, an
+edge or a corner belonging to one object (26-connectivity in 3D, 8 in 2D). A reference object and a predicted
+object can match when their intersection over union exceeds ``threshold`` (default 0: any overlap; at 0.5 a
+2-voxel object shifted by one voxel is already a miss); the matching is one to one, the assignment that maximises
+the summed IoU (``scipy.optimize.linear_sum_assignment``). So a reference object that the prediction splits in two
+matches one part and the other is a false positive; two reference objects merged into one prediction give one
+match and one miss.
+
+Per case and label: ``DetectionRecall`` (matched reference objects / reference objects), ``DetectionPrecision``
+(matched predicted objects / predicted objects), ``DetectionF1`` (2 matched / (reference + predicted objects)) and
+``FalsePositiveObjects`` (unmatched predicted objects). No objects on either side is "not applicable" (NaN) for
+the three ratios, as for Dice; reference objects and no prediction is recall 0 and F1 0 (precision not
+applicable); predicted objects and no reference object is precision 0 and F1 0 (recall not applicable), with the
+false positives counted. Object sizes are in mm³ from the spacing (mm² for a 2D image).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple
+
+import numpy as np
+
+from nnunet_archs.errors import UserError
+
+# object-size bins in mm³ (mm² in 2D), half decades, fixed so that studies on several datasets line up
+SIZE_EDGES_MM3 = (0, 3, 10, 30, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, math.inf)
+
+
+def check_threshold(threshold: float) -> None:
+    if not 0 <= threshold < 1:
+        raise UserError(f"--match-iou must be in [0, 1), got {threshold:g} (0: any overlap matches)")
+
+
+@dataclass
+class Detection:
+    """One case and label: the counts, and per object its size and the IoU of its match (0: unmatched)."""
+
+    reference_sizes: List[float]
+    predicted_sizes: List[float]
+    reference_iou: List[float]
+    predicted_iou: List[float]
+
+    @property
+    def matched(self) -> int:
+        return sum(iou > 0 for iou in self.reference_iou)
+
+    @property
+    def recall(self) -> float:
+        k = len(self.reference_sizes)
+        return self.matched / k if k else math.nan
+
+    @property
+    def precision(self) -> float:
+        p = len(self.predicted_sizes)
+        return self.matched / p if p else math.nan
+
+    @property
+    def f1(self) -> float:
+        total = len(self.reference_sizes) + len(self.predicted_sizes)
+        return 2 * self.matched / total if total else math.nan
+
+    @property
+    def false_positives(self) -> float:
+        return float(len(self.predicted_sizes) - self.matched)
+
+
+def _components(mask: np.ndarray) -> Tuple[np.ndarray, int]:
+    import cc3d
+    squeezed = mask.squeeze()
+    labels, count = cc3d.connected_components(squeezed.astype(np.uint8), connectivity=26 if squeezed.ndim == 3 else 8,
+                                              return_N=True)
+    return labels.reshape(mask.shape), int(count)
+
+
+def detect(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float],
+           threshold: float = 0.0) -> Detection:
+    """Match the objects of two boolean masks of one shape (``spacing`` per axis, in mm)."""
+    from scipy.optimize import linear_sum_assignment
+    check_threshold(threshold)
+    voxel = float(np.prod([s for s, n in zip(spacing, reference.shape) if n > 1]))
+    reference_labels, k = _components(reference)
+    prediction_labels, p = _components(prediction)
+    reference_voxels = np.bincount(reference_labels.ravel(), minlength=k + 1)[1:]
+    predicted_voxels = np.bincount(prediction_labels.ravel(), minlength=p + 1)[1:]
+    iou = np.zeros((k, p))
+    both = (reference_labels > 0) & (prediction_labels > 0)
+    pairs, overlap = np.unique(np.stack([reference_labels[both], prediction_labels[both]]), axis=1,
+                               return_counts=True)
+    for (r, q), voxels in zip(pairs.T, overlap):
+        iou[r - 1, q - 1] = voxels / (reference_voxels[r - 1] + predicted_voxels[q - 1] - voxels)
+    reference_iou, predicted_iou = np.zeros(k), np.zeros(p)
+    if k and p:
+        rows, columns = linear_sum_assignment(np.where(iou > threshold, iou, 0.0), maximize=True)
+        for r, q in zip(rows, columns):
+            if iou[r, q] > threshold:
+                reference_iou[r] = predicted_iou[q] = iou[r, q]
+    return Detection(list(reference_voxels * voxel), list(predicted_voxels * voxel), list(reference_iou),
+                     list(predicted_iou))
+
+
+def object_rows(detection: Detection, identity: dict) -> List[dict]:
+    """``tables.OBJECT_COLUMNS`` rows, reference objects then predicted ones; ``identity``: architecture, seed, fold,
+    case, label."""
+    rows = []
+    for side, sizes, ious in (("reference", detection.reference_sizes, detection.reference_iou),
+                              ("predicted", detection.predicted_sizes, detection.predicted_iou)):
+        rows += [{**identity, "side": side, "object": i + 1, "size_mm3": size, "matched": bool(iou > 0), "iou": iou}
+                 for i, (size, iou) in enumerate(zip(sizes, ious))]
+    return rows
+
+
+def size_bin(size: float) -> str:
+    for low, high in zip(SIZE_EDGES_MM3, SIZE_EDGES_MM3[1:]):
+        if low <= size < high:
+            return f">= {low:g}" if math.isinf(high) else f"{low:g}-{high:g}"
+    raise ValueError(f"object size {size} is negative")

@@ -1,0 +1,129 @@
+"""The renderers on results objects built from a small per-case table (the demo study's fixture): markdown, CSV and
+LaTeX of one study and of several, each from the results alone (no file is opened while rendering)."""
+from __future__ import annotations
+
+import builtins
+import csv
+import io
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nnunet_archs.analysis.consensus import Endpoint, consensus, pairwise, suitability
+from nnunet_archs.analysis.costs import TrainingCost
+from nnunet_archs.analysis.statistics import analyse
+from nnunet_archs.analysis.table import MEAN_LABEL, case_matrix, normalise, scored
+from nnunet_archs.evaluation.tables import read_table
+from nnunet_archs.reporting import combined_report, study_report
+from nnunet_archs.reporting.results import CombinedResults, Costs, DatasetResults, Protocol, StudyResults
+from nnunet_archs.reporting.study_files import CSV_HEADER, results_csv, results_latex
+from nnunet_archs.reporting.text import fmt
+
+PER_CASE = Path(__file__).parents[1] / "fixtures" / "demo_study" / "report" / "per_case.csv"
+ARCHITECTURES = ["PlainConvUNet", "KiUNet", "UIUNet-minimal"]
+METRICS = ["Dice", "HD95"]
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    data = read_table(PER_CASE)
+    return data[data["metric"].isin(METRICS)]
+
+
+def protocol(header: str = "Study of a small table") -> Protocol:
+    return Protocol(header, ARCHITECTURES, ARCHITECTURES[0], METRICS, [0, 1, 2], [0], "2 epoch(s) x 3 iterations",
+                    "cpu", False, {"Dice": 0.02}, 2.0, 0.0)
+
+
+@pytest.fixture(scope="module")
+def results(table) -> StudyResults:
+    statistics = analyse(table, ARCHITECTURES, ARCHITECTURES[0], METRICS, seed=0, resamples=200)
+    costs = Costs({"KiUNet": {"patch": [64, 64], "batch": 4, "estimated_gb": 0.05, "closest_preset": "M",
+                              "params": 1.5e6, "gflops_per_patch": 0.4}},
+                  {"KiUNet": TrainingCost(seconds={(0, 0): 120.0, (1, 0): 60.0})})
+    return StudyResults(protocol(), scored(normalise(table), "worst"), statistics, costs=costs,
+                        failed=["train_KiUNet_fold2_seed0: exit status 1; read log.txt"],
+                        trainings=[["train_KiUNet_fold0_seed0", "2", "local 11 (killed), local 12 (done)", "120"]])
+
+
+@pytest.fixture
+def no_files(monkeypatch):
+    """Opening any file while rendering fails the test: renderers read results, never files."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a renderer opened {args[0]}")
+    monkeypatch.setattr(builtins, "open", refuse)
+    monkeypatch.setattr(io, "open", refuse)
+
+
+def test_the_markdown_of_a_study_states_each_section_from_its_results(results, no_files):
+    text = study_report.markdown(results)
+    sections = [line for line in text.splitlines() if line.startswith("### ")]
+    assert [s.split(" (")[0].split(":")[0] for s in sections] == [
+        "### Cross-validation", "### Variation of the primary endpoint", "### Cost", "### Footing",
+        "### Secondary endpoints", "### Missing results", "### Trainings", "### Method"]
+    summary = results.statistics.summary("PlainConvUNet", "Dice")
+    baseline_row = next(line for line in text.splitlines() if line.startswith("| PlainConvUNet | "))
+    assert baseline_row.split(" | ")[1].startswith(f"{fmt(summary.mean)} ± {fmt(summary.sd)} (")
+    assert "| KiUNet | 1.5 min/training |" in text  # the mean of 120 s and 60 s
+    verdicts = [line for line in text.splitlines() if " vs PlainConvUNet: " in line]
+    assert [v.split(" vs ")[0] for v in verdicts] == ["KiUNet", "UIUNet-minimal"]
+    assert "HD95 ±" not in text and "Dice ±0.02" in text  # the margin, in the method section
+    assert "train_KiUNet_fold2_seed0: exit status 1" in text and "local 11 (killed)" in text
+
+
+def test_the_csv_of_a_study_has_one_row_per_summary_and_the_comparisons_beside_them(results, no_files):
+    rows = list(csv.DictReader(io.StringIO(results_csv(results))))
+    assert list(rows[0]) == CSV_HEADER and len(rows) == len(results.statistics.summaries)
+    primary = [r for r in rows if r["role"] == "primary"]
+    assert {(r["metric"], r["label"]) for r in primary} == {("Dice", MEAN_LABEL)} and len(primary) == 3
+    baseline = next(r for r in primary if r["architecture"] == "PlainConvUNet")
+    kiunet = next(r for r in primary if r["architecture"] == "KiUNet")
+    assert baseline["delta_vs_baseline"] == "" and kiunet["verdict"] and kiunet["batch"] == "4"
+    comparison = results.statistics.comparison("KiUNet", "Dice")
+    assert float(kiunet["delta_vs_baseline"]) == comparison.mean_difference
+    assert kiunet["training_seconds_per_training"] == "90.0"
+
+
+def test_the_latex_table_of_a_study_is_booktabs_with_escaped_cells(results, no_files):
+    text = results_latex(results)
+    lines = text.splitlines()
+    assert lines[0].startswith("% nnunet-archs compare") and "\\begin{tabular}{lcccccccc}" in lines
+    body = lines[lines.index("\\midrule") + 1:lines.index("\\bottomrule")]
+    assert [row.split(" & ")[0] for row in body] == ARCHITECTURES
+    assert all(row.count(" & ") == 8 and row.endswith(" \\\\") for row in body)
+    assert "$\\pm$" in body[0] and "UIUNet-minimal" in body[2] and "_" not in text.replace("\\_", "")
+
+
+@pytest.fixture(scope="module")
+def combined(table) -> CombinedResults:
+    """The fixture's cases as two datasets (its first and last 12 cases), Dice at the label mean."""
+    scored_table = scored(normalise(table), "worst")
+    cases = sorted(scored_table["case"].unique())
+    studies = []
+    for name, part in (("D1", cases[:12]), ("D2", cases[12:])):
+        rows = scored_table[scored_table["case"].isin(part)]
+        statistics = analyse(rows, ARCHITECTURES, ARCHITECTURES[0], ["Dice"], seed=0, resamples=200)
+        endpoint = Endpoint(name, case_matrix(rows, "Dice", MEAN_LABEL)[ARCHITECTURES], False, 0.01, math.nan)
+        studies.append(DatasetResults(Path(name), name, "Dice", endpoint,
+                                      {a: statistics.summary(a, "Dice") for a in ARCHITECTURES}, pd.DataFrame()))
+    pairs = {s.name: pairwise(s.endpoint, ARCHITECTURES, 0, 200) for s in studies}
+    return CombinedResults(studies, ARCHITECTURES, ["--epochs: D1: 2; D2: 3"],
+                           consensus([s.endpoint for s in studies], ARCHITECTURES, 0, 200), pairs,
+                           {s.name: suitability(s.endpoint, pairs[s.name]) for s in studies}, 0, 200)
+
+
+def test_the_combined_report_ranks_every_network_on_every_dataset(combined, no_files):
+    text = combined_report.markdown(combined)
+    assert text.startswith("Combined report of 2 studies of PlainConvUNet, KiUNet, UIUNet-minimal on D1, D2.")
+    assert "- --epochs: D1: 2; D2: 3" in text
+    first = min(ARCHITECTURES, key=lambda a: combined.consensus.rank[a])
+    table_rows = [line for line in text.splitlines() if line.startswith("| ") and "#" in line]
+    assert table_rows[0].startswith(f"| {first} | ") and len(table_rows) == 3
+    assert text.count(" vs ") == 2 * 3  # every pair of every dataset
+    rows = combined_report.csv_rows(combined)
+    assert len(rows) == 2 * 3 and {r["dataset"] for r in rows} == {"D1", "D2"}
+    assert sum(r["first_share"] for r in rows if r["dataset"] == "D1") == pytest.approx(1.0)
+    latex = combined_report.latex(combined).splitlines()
+    assert "\\begin{tabular}{lccc}" in latex and latex[latex.index("\\midrule") + 1].startswith(first)

@@ -1,0 +1,74 @@
+"""The report folder's owner: a report folder written by an earlier version (``tests/fixtures/demo_study``: what
+``make demo`` wrote on 2026-12-07, with everything its loader reads) opens and is redrawn byte for byte; a folder that
+is not a study is refused; the spec and environment round-trip."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from nnunet_archs.errors import UserError
+from nnunet_archs.study.folder import StudyFolder, open_study
+from nnunet_archs.reporting.study_files import results_csv, results_latex, sizes_csv
+from nnunet_archs.reporting.study_report import markdown
+from nnunet_archs.study.results import load_results
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "demo_study"
+REDRAWN = ("results.md", "results.csv", "results.tex", "detection_by_size.csv")
+
+
+def old_study(tmp_path: Path) -> StudyFolder:
+    """The fixture copied, its layout.json pointing at the copy (a finished study stores absolute paths)."""
+    root = tmp_path / "demo"
+    shutil.copytree(FIXTURE, root, ignore=shutil.ignore_patterns("expected"))
+    layout = root / "report" / "layout.json"
+    layout.write_text(json.dumps({k: str(root / v) for k, v in json.loads(layout.read_text()).items()}, indent=1))
+    return StudyFolder(root / "report")
+
+
+def test_an_old_report_folder_is_redrawn_byte_for_byte(tmp_path):
+    """``write_report`` without the figures (drawn by the end-to-end study test)."""
+    folder = old_study(tmp_path)
+    results = load_results(folder)
+    assert folder.write_report(markdown(results), results_csv(results), results_latex(results),
+                               sizes_csv(results)) == folder.path / "results.md"
+    for name in REDRAWN:
+        assert (folder.path / name).read_bytes() == (FIXTURE / "expected" / name).read_bytes(), name
+
+
+def test_the_folder_reads_what_the_study_stored(tmp_path):
+    folder = old_study(tmp_path)
+    spec, layout = folder.read_spec(), folder.read_layout()
+    assert spec.architectures == ["PlainConvUNet", "KiUNet", "UIUNet-minimal"] and spec.folds == [0, 1, 2]
+    assert layout.folder == folder and layout.raw.name == "Dataset990_KiUDemo2D"
+    table = folder.per_case(spec)
+    # the 24 cases of folds 0-2 of 40; per case Dice, NSD and HD95 of both labels, the objects of one label
+    assert table.groupby("architecture")["case"].nunique().tolist() == [24, 24, 24]
+    assert set(table.groupby(["architecture", "case"]).size()) == {2 * 3 + 4}
+    assert folder.per_case_test(spec)["fold"].unique().tolist() == ["ensemble"]
+    assert folder.read_environment()[0]["versions"]["nnunetv2"] == "2.8.1"
+    assert folder.read_costs()["KiUNet"]["batch"] > 0
+
+
+def test_spec_and_environment_round_trip(tmp_path):
+    folder = old_study(tmp_path)
+    spec = folder.read_spec()
+    spec.metrics = spec.metrics[:2]
+    folder.write_spec(spec)
+    assert folder.read_spec() == spec
+    folder.append_environment({"started": "now"})
+    assert [s.get("started") for s in folder.read_environment()][-1] == "now"
+    assert len(folder.read_environment()) == 2
+
+
+def test_a_folder_that_is_not_a_study_is_refused_naming_what_is_missing(tmp_path):
+    with pytest.raises(UserError, match="is not a study report folder: study.json is missing"):
+        open_study(tmp_path)
+    folder = old_study(tmp_path)  # its report not drawn yet
+    with pytest.raises(UserError, match=r"is not a finished study \(results.md is missing\)"):
+        folder.check_finished()
+    (folder.path / "per_case.csv").unlink()
+    with pytest.raises(UserError, match="has no per-case metrics yet"):
+        folder.per_case(folder.read_spec())
