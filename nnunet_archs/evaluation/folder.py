@@ -100,8 +100,9 @@ def evaluate_folder(reference_folder: Path, prediction_folder: Path, dataset_jso
                 evaluation.objects += object_rows(results[OBJECTS], identity)
             for record in (metric(m) for m in metrics if metric(m).family in results):
                 value = record.value(results[record.family])
+                # on every row, not only a failure's: the statistics keep intervals below it (Metric.study_range)
                 evaluation.rows.append({**identity, "metric": record.name, "value": value, "failure": failure,
-                                        "worst_case": worst if failure and record.worst_case_on_failure else math.nan})
+                                        "worst_case": worst if record.worst_case_on_failure else math.nan})
     return evaluation
 
 

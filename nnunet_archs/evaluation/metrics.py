@@ -13,19 +13,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Sequence, Tuple
 
 from nnunet_archs.errors import UserError
 
 OVERLAP, SURFACE, OBJECTS = "overlap", "surface", "objects"
+# the distribution that computes each family (its version is part of a study's pre-registered analysis)
+FAMILY_PACKAGES = {OVERLAP: "nnunetv2", SURFACE: "monai", OBJECTS: "connected-components-3d"}
 
 
 @dataclass(frozen=True)
 class Metric:
     """One metric. ``value`` reads it from its family's result for one case and label; ``bounds`` is the range
-    of a per-case value (HD95's upper end is each image's diagonal, known per case); ``worst_case_on_failure``:
-    a failure keeps the raw value NaN and is scored at the case's worst case by the statistics
-    (``failures.FAILURE_CONVENTIONS``), where the other metrics score a failure as ``failure`` says."""
+    of a per-case value (HD95's upper end is each image's diagonal, known per case: ``study_range``);
+    ``worst_case_on_failure``: a failure keeps the raw value NaN and is scored at the case's worst case by the
+    statistics (``failures.FAILURE_CONVENTIONS``), where the other metrics score a failure as ``failure`` says."""
 
     name: str
     family: str
@@ -41,6 +43,15 @@ class Metric:
     @property
     def lower_is_better(self) -> bool:
         return not self.higher_is_better
+
+    def study_range(self, worst_cases: Iterable[float]) -> Tuple[float, float]:
+        """The range of a per-case value in a study whose cases have the worst cases ``worst_cases`` (the per-case
+        table's column; NaN where not recorded): a metric scored at the worst case on failure can exceed no case's
+        worst case, so the largest recorded one bounds it; otherwise, and with none recorded, ``bounds``."""
+        known = [w for w in worst_cases if not math.isnan(w)]
+        if self.worst_case_on_failure and known:
+            return self.bounds[0], min(self.bounds[1], max(known))
+        return self.bounds
 
 
 _REGISTERED = (
