@@ -8,10 +8,13 @@ The rules, as challengeR's ``consensus()`` (Wiesenfarth et al., Sci Rep 2021) st
   rank);
 - across datasets, *mean rank*: the consensus ranks the networks by their mean rank over the datasets;
 - uncertainty: the cases of every dataset are resampled with replacement (the datasets stay), the ranking redone;
-  the report gives how often each network ranks first and the distribution of its consensus rank.
+  the report gives how often each network ranks first and the distribution of its consensus rank (networks tied
+  at an average rank share the places they tie for: two tied for first count half first, half second).
 
-Pairwise comparisons are made between all networks of a dataset (paired Wilcoxon signed-rank tests, Holm over all
-pairs of that dataset): other p-values than a single study's, which compares each network with its baseline only.
+Pairwise comparisons are made between all networks of a dataset with the single study's test, effect and interval
+(``significance``: the mean difference, its sign-flip test and the interval inverting it), Holm over all pairs of
+that dataset: other p-values than a single study's, which compares each network with its baseline only. As in one
+study, no pair is called different from fewer than ``MIN_PAIRED_CASES`` paired cases.
 """
 from __future__ import annotations
 
@@ -24,8 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from nnunet_archs.analysis.intervals import bootstrap_ci
-from nnunet_archs.analysis.significance import ALPHA, holm, wilcoxon_p
+from nnunet_archs.analysis.intervals import UNBOUNDED
+from nnunet_archs.analysis.significance import ALPHA, MIN_PAIRED_CASES, holm, paired_intervals
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Endpoint:
     lower_is_better: bool
     sd_over_folds: float = math.nan  # mean over the networks of the sd of their per-fold means
     sd_over_seeds: float = math.nan  # ... of their per-training-seed means
+    bounds: Tuple[float, float] = UNBOUNDED  # the metric's range in this study (Metric.study_range)
 
     @property
     def complete(self) -> pd.DataFrame:
@@ -54,6 +58,11 @@ class PairwiseResult:
     p_value: float
     p_holm: float = math.nan
     better: str = ""  # the architecture the test finds better, "" when there is no evidence of a difference
+    ci_method: str = ""
+
+    @property
+    def too_few(self) -> bool:
+        return self.n_pairs < MIN_PAIRED_CASES
 
 
 @dataclass
@@ -78,7 +87,7 @@ class Consensus:
     mean_rank: Dict[str, float]
     rank: Dict[str, float]  # consensus rank (1 = best)
     first_share: Dict[str, float] = field(default_factory=dict)  # share of resamples in which it ranks first
-    rank_shares: Dict[str, Dict[int, float]] = field(default_factory=dict)  # consensus rank -> share
+    rank_shares: Dict[str, Dict[int, float]] = field(default_factory=dict)  # consensus place -> share
     dataset_rank_shares: Dict[str, Dict[str, Dict[int, float]]] = field(default_factory=dict)  # the blob plot's
 
 
@@ -94,6 +103,22 @@ def consensus_ranks(dataset_ranks: Dict[str, Dict[str, float]]) -> Tuple[Dict[st
     architectures = list(next(iter(dataset_ranks.values())))
     mean_rank = {a: float(np.mean([r[a] for r in dataset_ranks.values()])) for a in architectures}
     return mean_rank, ranks(mean_rank, lower_is_better=True)
+
+
+def places(rank: Dict[str, float]) -> Dict[str, Dict[int, float]]:
+    """Each network's share of the places 1, 2, ...: a network alone at rank r holds place r; k networks tied at an
+    average rank share the k places they tie for equally (two tied at 1.5 hold 1/2 of places 1 and 2 each)."""
+    held = {}
+    for name, r in rank.items():
+        tied = sum(other == r for other in rank.values())
+        first = int(round(r - (tied - 1) / 2))
+        held[name] = {place: 1 / tied for place in range(first, first + tied)}
+    return held
+
+
+def _count(counts: Dict[int, float], held: Dict[int, float]) -> None:
+    for place, share in held.items():
+        counts[place] = counts.get(place, 0.0) + share
 
 
 def _shares(counts: Dict, total: int) -> Dict:
@@ -119,16 +144,12 @@ def consensus(endpoints: Sequence[Endpoint], architectures: Sequence[str], seed:
             cases = values[e.name]
             means = cases[rng.integers(0, len(cases), len(cases))].mean(0)
             resampled[e.name] = ranks(dict(zip(architectures, means)), e.lower_is_better)
-            for a, r in resampled[e.name].items():
-                key = int(math.floor(r))
-                dataset_counts[e.name][a][key] = dataset_counts[e.name][a].get(key, 0) + 1
+            for a, held in places(resampled[e.name]).items():
+                _count(dataset_counts[e.name][a], held)
         _, again = consensus_ranks(resampled)
-        best = min(again.values())
-        winners = [a for a in architectures if again[a] == best]
-        for a in architectures:
-            first[a] += (a in winners) / len(winners)
-            key = int(math.floor(again[a]))
-            rank_counts[a][key] = rank_counts[a].get(key, 0) + 1
+        for a, held in places(again).items():
+            first[a] += held.get(1, 0.0)
+            _count(rank_counts[a], held)
     result.first_share = {a: first[a] / resamples for a in architectures}
     result.rank_shares = {a: _shares(rank_counts[a], resamples) for a in architectures}
     result.dataset_rank_shares = {d: {a: _shares(c, resamples) for a, c in counts.items()}
@@ -138,17 +159,18 @@ def consensus(endpoints: Sequence[Endpoint], architectures: Sequence[str], seed:
 
 def pairwise(endpoint: Endpoint, architectures: Sequence[str], seed: int, resamples: int,
              alpha: float = ALPHA) -> List[PairwiseResult]:
-    """Every pair of architectures on the dataset's paired cases, Holm-corrected over all its pairs."""
+    """Every pair of architectures on the dataset's paired cases, Holm-corrected over all its pairs; a pair is
+    called different only from ``MIN_PAIRED_CASES`` paired cases on."""
     results = []
     for first, second in itertools.combinations(architectures, 2):
         pairs = endpoint.matrix[[first, second]].dropna()
         differences = (pairs[first] - pairs[second]).to_numpy(dtype=float)
-        results.append(PairwiseResult(first, second, len(differences),
-                                      float(differences.mean()) if len(differences) else math.nan,
-                                      bootstrap_ci(differences, seed, resamples), wilcoxon_p(differences)))
+        paired = paired_intervals(differences, seed, resamples, endpoint.bounds)
+        results.append(PairwiseResult(first, second, len(differences), paired.test.mean, paired.ci,
+                                      paired.test.p_value, ci_method=paired.method))
     for result, adjusted in zip(results, holm([r.p_value for r in results])):
         result.p_holm = adjusted
-        if adjusted < alpha:
+        if adjusted < alpha and not result.too_few:
             first_better = (result.mean_difference < 0) == endpoint.lower_is_better
             result.better = result.first if first_better else result.second
     return results
@@ -164,7 +186,8 @@ def suitability(endpoint: Endpoint, pairs: Sequence[PairwiseResult]) -> Suitabil
 
 def challenger_rows(task: str, table: pd.DataFrame, metric: str, label: str, lower_is_better: bool) -> pd.DataFrame:
     """The long format challengeR reads (task, case, algorithm, value) for one endpoint of one dataset's case
-    matrix, with the endpoint and whether smaller is better."""
+    matrix, with the endpoint and whether smaller is better. ``as.challenge(by = "task")`` needs each (case,
+    algorithm) once per task: the rows of one endpoint of every dataset go together (``task``: the dataset)."""
     long = table.reset_index().melt(id_vars="case", var_name="algorithm", value_name="value")
     return long.assign(task=task, metric=metric, label=label, smaller_is_better=lower_is_better)[
         ["task", "case", "algorithm", "value", "metric", "label", "smaller_is_better"]]

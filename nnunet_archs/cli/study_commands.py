@@ -203,7 +203,7 @@ def redraw_report(args: argparse.Namespace) -> None:
         from nnunet_archs.study.combine_studies import combine_studies
         print(combine_studies(args.folder, args.output, args.overwrite).read_text())
         print(f"Combined report: {args.output} (combined.md, combined.csv, results.tex, ranks_blob.png, "
-              f"significance.png, challenger.csv)")
+              f"significance.png, challenger_<metric>_<label>.csv)")
         return
     from nnunet_archs.study.extend import add_metrics
     from nnunet_archs.study.folder import open_study

@@ -1,14 +1,20 @@
 """The combined report of several studies: ``combined.md``, ``combined.csv``, ``results.tex`` with a column per
-dataset, ``challenger.csv`` for R users of challengeR, and the figures (the blob plot of the rank distributions
-and the significance maps), from a ``CombinedResults``."""
+dataset, ``challenger_<metric>_<label>.csv`` for R users of challengeR (one file per endpoint, one task per
+dataset in it: ``as.challenge(by = "task")`` needs each case and algorithm once per task, and one direction per
+file), and the figures (the blob plot of the rank distributions and the significance maps), from a
+``CombinedResults``. The same rules as one study's report: no pair called different from fewer than
+``MIN_PAIRED_CASES`` paired cases, † on rough intervals (``intervals.rough``)."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import List
 
 import pandas as pd
 
+from nnunet_archs.analysis.intervals import ROUGH_BELOW, ROUGH_WITH_FAILURES_BELOW, rough
+from nnunet_archs.analysis.significance import MIN_PAIRED_CASES
 from nnunet_archs.reporting.plots import plot_rank_blobs, plot_significance
 from nnunet_archs.reporting.results import CombinedResults
 from nnunet_archs.reporting.text import latex_escape, latex_table, markdown_table
@@ -16,6 +22,28 @@ from nnunet_archs.reporting.text import latex_escape, latex_table, markdown_tabl
 
 def _fmt(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.3f}"
+
+
+def _dagger(is_rough: bool) -> str:
+    return "†" if is_rough else ""
+
+
+def _failures(summary) -> bool:
+    return summary.n_missed + summary.n_spurious > 0
+
+
+def _pair_row(pair, study) -> List[str]:
+    """A pair's row: its mean difference and interval († as one study marks it), the corrected p and the call."""
+    marked = _dagger(rough(pair.n_pairs, any(_failures(study.summaries[a]) for a in (pair.first, pair.second))))
+    return [f"{pair.first} vs {pair.second}", str(pair.n_pairs),
+            f"{pair.mean_difference:+.3f} ({pair.ci[0]:+.3f}, {pair.ci[1]:+.3f}){marked}",
+            "< 0.001" if pair.p_holm < 0.001 else f"{pair.p_holm:.3f}", _better(pair)]
+
+
+def _better(pair) -> str:
+    if pair.too_few:
+        return f"too few paired cases (a difference needs {MIN_PAIRED_CASES})"
+    return pair.better or "no evidence of a difference"
 
 
 def markdown(results: CombinedResults) -> str:
@@ -31,29 +59,30 @@ def markdown(results: CombinedResults) -> str:
         ["mean rank", "consensus rank", "ranked first in"]
     rows = []
     for a in sorted(architectures, key=lambda a: c.rank[a]):
-        cells = [f"{s.summaries[a].mean:.3f} ({s.summaries[a].ci[0]:.3f}, {s.summaries[a].ci[1]:.3f}) "
-                 f"#{c.dataset_ranks[s.name][a]:g}" for s in studies]
+        cells = [f"{s.summaries[a].mean:.3f} ({s.summaries[a].ci[0]:.3f}, {s.summaries[a].ci[1]:.3f})"
+                 f"{_dagger(s.summaries[a].rough)} #{c.dataset_ranks[s.name][a]:g}" for s in studies]
         rows.append([a, *cells, f"{c.mean_rank[a]:.2f}", f"{c.rank[a]:g}", f"{100 * c.first_share[a]:.0f} %"])
     lines += markdown_table(header, rows)
     lines += ["", f"Ranking rules (as challengeR's consensus): within a dataset mean-then-rank (the networks "
               f"ranked by their mean over the cases every network has, ties sharing the average rank); across "
               f"datasets the mean rank. Uncertainty: {results.resamples} bootstrap resamples of the cases within "
               f"every dataset (bootstrap seed {results.seed}); 'ranked first in' is the share of resamples in which "
-              f"a network has the best consensus rank.", "", "### Distribution of the consensus rank", ""]
+              f"a network has the best consensus rank, networks tied at an average rank sharing the places they tie "
+              f"for (two tied for first: half a first and half a second place each).", "",
+              "### Distribution of the consensus rank", ""]
     ranks = range(1, len(architectures) + 1)
     lines += markdown_table(["architecture"] + [f"rank {k}" for k in ranks],
                             [[a] + [f"{100 * c.rank_shares[a].get(k, 0):.0f} %" for k in ranks]
                              for a in architectures])
     lines += ["", "### All pairwise comparisons per dataset", "",
-              "Paired Wilcoxon signed-rank tests on each dataset's cases, Holm-corrected over all pairs of that "
-              "dataset: other p-values than a single study's, which compares each network with its baseline only."]
+              "As in one study: the mean difference on each dataset's paired cases, the two-sided sign-flip test of "
+              "it and its 95 % interval inverting that test, Holm-corrected over all pairs of that dataset (other "
+              f"p-values than a single study's, which compares each network with its baseline only); no pair called "
+              f"different from fewer than {MIN_PAIRED_CASES} paired cases."]
     for study in studies:
         lines += ["", f"{study.name} ({study.primary}):", ""]
         lines += markdown_table(["pair", "paired cases", "Δ first - second (95 % CI)", "p (Holm)", "better"],
-                                [[f"{p.first} vs {p.second}", str(p.n_pairs), f"{p.mean_difference:+.3f} "
-                                  f"({p.ci[0]:+.3f}, {p.ci[1]:+.3f})", "< 0.001" if p.p_holm < 0.001 else
-                                  f"{p.p_holm:.3f}", p.better or "no evidence of a difference"]
-                                 for p in results.pairs[study.name]])
+                                [_pair_row(p, study) for p in results.pairs[study.name]])
     lines += ["", "### Can each dataset separate the networks?", ""]
     lines += markdown_table(["dataset", "cases", "sd between the networks' means", "sd over folds",
                              "sd over training seeds", "a pair differs (95 % CI without 0)"],
@@ -67,6 +96,10 @@ def markdown(results: CombinedResults) -> str:
                 f"out of the consensus."
                 for s in studies for fit in [results.suitability[s.name]] if fit.cannot_separate]
     lines += ["", *warnings] if warnings else []
+    if any(s.summaries[a].rough for s in studies for a in architectures):
+        lines += ["", f"† fewer than {ROUGH_BELOW} cases, or fewer than {ROUGH_WITH_FAILURES_BELOW} where structures "
+                      f"were missed or invented: read the interval as rough, as in one study (BENCHMARKS.md, "
+                      f"coverage of the intervals)."]
     return "\n".join(lines) + "\n"
 
 
@@ -92,14 +125,20 @@ def latex(results: CombinedResults) -> str:
     return latex_table("% nnunet-archs report (combined): include with \\usepackage{booktabs}", caption, header, rows)
 
 
+def challenger_name(metric: str, label: str) -> str:
+    """The challengeR file of one endpoint: ``challenger_<metric>_<label>.csv``."""
+    return f"challenger_{metric}_{re.sub(r'[^A-Za-z0-9]+', '-', label)}.csv"
+
+
 def write_combined(results: CombinedResults, output: Path) -> Path:
     """Every file of the combined report into the new folder ``output``; returns its ``combined.md``."""
     output.mkdir(parents=True)
     (output / "combined.md").write_text(markdown(results))
     pd.DataFrame(csv_rows(results)).to_csv(output / "combined.csv", index=False)
     (output / "results.tex").write_text(latex(results))
-    pd.concat([s.challenger for s in results.studies], ignore_index=True).to_csv(output / "challenger.csv",
-                                                                                 index=False)
+    challenger = pd.concat([s.challenger for s in results.studies], ignore_index=True)
+    for (metric, label), rows in challenger.groupby(["metric", "label"], sort=False):
+        rows.to_csv(output / challenger_name(metric, label), index=False)
     plot_rank_blobs(results.consensus, [s.name for s in results.studies], output / "ranks_blob.png")
     plot_significance(results.pairs, results.architectures, output / "significance.png")
     return output / "combined.md"

@@ -51,7 +51,8 @@ class Costs:
 class StudyResults:
     """One study's report: the scored per-case table, the statistics of the cross-validation and of the test set,
     detection by object size, costs, and what did not run (``failed``) or how the trainings ran (``trainings``:
-    job, attempts, executor job ids, seconds)."""
+    job, attempts, executor job ids, seconds); ``sensitivity``: the cross-validation's primary endpoint under the
+    other failure convention (``analysis.statistics.failure_sensitivity``), None where it has none."""
 
     protocol: Protocol
     table: pd.DataFrame
@@ -61,13 +62,15 @@ class StudyResults:
     costs: Costs = field(default_factory=Costs)
     failed: List[str] = field(default_factory=list)
     trainings: List[List[str]] = field(default_factory=list)
+    sensitivity: Optional[StudyStatistics] = None
 
 
 @dataclass
 class DatasetResults:
     """One finished study as a combined report shows it: its dataset's name, its primary endpoint (``primary``,
     METRIC[:LABEL]) as a cases x architectures matrix with the study's spreads, each network's summary of it, and
-    its challengeR rows (the primary endpoint and every metric at the label mean)."""
+    its challengeR rows (the primary endpoint and every metric at the label mean, one challengeR task per dataset
+    within each metric and label)."""
 
     folder: Path
     name: str

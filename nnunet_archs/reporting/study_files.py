@@ -5,24 +5,27 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 from typing import Optional
 
 import pandas as pd
 
 from nnunet_archs.analysis.costs import InferenceCost, TrainingCost
-from nnunet_archs.analysis.statistics import SMALL_SAMPLE
+from nnunet_archs.analysis.sizes import KORN_GRAUBARD
 from nnunet_archs.analysis.table import MEAN_LABEL, case_matrix
 from nnunet_archs.reporting.plots import plot_cases, plot_pareto, plot_sizes
 from nnunet_archs.reporting.results import StudyResults
 from nnunet_archs.reporting.study_tables import StudyTables
 from nnunet_archs.reporting.text import latex_escape, latex_table
 
+# delta_*: the verdict's own estimand (the mean difference), its interval (the test inverted) and their method
 CSV_HEADER = ["set", "role", "architecture", "metric", "label", "n_cases", "n_missing", "n_missed", "n_spurious",
-              "mean", "sd", "ci_low", "ci_high", "small_sample", "sd_over_folds", "sd_over_seeds",
+              "mean", "sd", "ci_low", "ci_high", "ci_method", "rough_interval", "sd_over_folds", "sd_over_seeds",
               "n_training_seeds", "delta_vs_baseline", "delta_ci_low", "delta_ci_high", "delta_ci90_low",
-              "delta_ci90_high", "sd_of_differences", "detectable_difference_80", "margin", "verdict",
-              "seed_pair_win_share", "p", "p_holm", "rank_first_share", "failure_convention", "patch", "batch",
+              "delta_ci90_high", "delta_ci_method", "delta_ci_coverage_if_population", "sd_of_differences",
+              "detectable_difference_80", "margin", "verdict", "seed_pair_win_share", "p", "p_holm",
+              "rank_first_share", "failure_convention", "patch", "batch",
               "estimated_gb", "closest_preset", "params", "gflops_per_patch", "training_peak_memory_bytes",
               "training_peak_reserved_bytes", "cuda_context_bytes", "nvidia_smi_equivalent_bytes",
               "training_seconds_per_training", "validation_seconds_per_case", "test_seconds_per_case",
@@ -60,14 +63,16 @@ def results_csv(results: StudyResults) -> str:
             row = {"set": name, "role": "primary" if (s.metric, s.label) == statistics.primary else "secondary",
                    "architecture": s.architecture, "metric": s.metric, "label": s.label, "n_cases": s.n_cases,
                    "n_missing": s.n_missing, "n_missed": s.n_missed, "n_spurious": s.n_spurious, "mean": s.mean,
-                   "sd": s.sd, "ci_low": s.ci[0], "ci_high": s.ci[1], "small_sample": s.n_cases < SMALL_SAMPLE,
+                   "sd": s.sd, "ci_low": s.ci[0], "ci_high": s.ci[1], "ci_method": s.ci_method,
+                   "rough_interval": s.rough,
                    "sd_over_folds": s.sd_over_folds, "sd_over_seeds": s.sd_over_seeds,
                    "n_training_seeds": len(s.seed_means),
                    "rank_first_share": statistics.rank_first.get((s.metric, s.label), {}).get(s.architecture, ""),
                    "failure_convention": statistics.failures, **_cost_columns(results, s.architecture)}
             if c is not None:
                 row.update({"delta_vs_baseline": c.mean_difference, "delta_ci_low": c.ci[0], "delta_ci_high": c.ci[1],
-                            "delta_ci90_low": c.ci90[0], "delta_ci90_high": c.ci90[1],
+                            "delta_ci90_low": c.ci90[0], "delta_ci90_high": c.ci90[1], "delta_ci_method": c.ci_method,
+                            "delta_ci_coverage_if_population": "" if math.isnan(c.coverage) else c.coverage,
                             "sd_of_differences": c.sd_difference, "detectable_difference_80": c.detectable_difference,
                             "margin": c.margin, "verdict": c.verdict, "seed_pair_win_share": c.seed_win_share,
                             "p": c.p_value, "p_holm": c.p_holm})
@@ -90,7 +95,9 @@ def sizes_csv(results: StudyResults) -> Optional[str]:
         return None
     return pd.DataFrame([{"architecture": s.architecture, "label": s.label, "size_bin_mm3": s.size_bin,
                           "reference_objects": s.n_objects, "cases": s.n_cases, "recall": s.recall,
-                          "ci_low": s.ci[0], "ci_high": s.ci[1]} for s in results.sizes]).to_csv(index=False)
+                          "ci_low": s.ci[0], "ci_high": s.ci[1], "design_effect": s.design_effect,
+                          "ci_method": KORN_GRAUBARD}
+                         for s in results.sizes]).to_csv(index=False)
 
 
 def draw_figures(results: StudyResults, folder: Path) -> None:

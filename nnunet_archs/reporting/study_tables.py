@@ -6,7 +6,7 @@ import math
 from typing import List, Optional
 
 from nnunet_archs.analysis.costs import InferenceCost, TrainingCost, jobs_side_by_side
-from nnunet_archs.analysis.statistics import SMALL_SAMPLE, PairedComparison, StudyStatistics, Summary
+from nnunet_archs.analysis.statistics import PairedComparison, StudyStatistics, Summary
 from nnunet_archs.analysis.table import MEAN_LABEL
 from nnunet_archs.evaluation.metrics import metric as metric_record
 from nnunet_archs.reporting.results import StudyResults
@@ -28,7 +28,7 @@ def delta(comparison: Optional[PairedComparison]) -> str:
     if comparison is None or comparison.n_pairs == 0:
         return "n/a"
     return f"{signed(comparison.mean_difference)} {interval(comparison.ci, with_sign=True)}" + \
-        ("†" if comparison.n_pairs < SMALL_SAMPLE else "")
+        ("†" if comparison.rough else "")
 
 
 def cell(summary: Optional[Summary], metric: str, with_ci: bool) -> str:
@@ -37,7 +37,7 @@ def cell(summary: Optional[Summary], metric: str, with_ci: bool) -> str:
     digits = metric_record(metric).digits
     text = f"{fmt(summary.mean, digits)} ± {fmt(summary.sd, digits)}"
     if with_ci:
-        text += f" {interval(summary.ci, digits)}" + ("†" if summary.n_cases < SMALL_SAMPLE else "")
+        text += f" {interval(summary.ci, digits)}" + ("†" if summary.rough else "")
     if summary.n_missing:
         text += f" [{summary.n_missing} n/a]"
     return text
@@ -196,7 +196,7 @@ class StudyTables:
         for label, size in dict.fromkeys((s.label, s.size_bin) for s in sizes):
             counts = {s.n_objects for s in sizes if (s.label, s.size_bin) == (label, size)}
             rows.append([label, size, "/".join(map(str, sorted(counts)))] + [
-                f"{fmt(cells[key].recall, 2)} {interval(cells[key].ci, 2)}" if key in cells else "n/a"
+                f"{fmt(cells[key].recall, 3)} {interval(cells[key].ci, 3)}" if key in cells else "n/a"
                 for key in ((label, size, a) for a in self.protocol.architectures)])
         return rows
 

@@ -38,13 +38,16 @@ class FinishedStudy:
         """What the combined report shows of this study."""
         metric, label = self.spec.primary_metric, self.spec.primary_label
         summaries = {a: self.statistics.summary(a, metric, label) for a in self.spec.architectures}
+        record = metric_record(metric)
+        bounds = record.study_range(self.table.loc[self.table["metric"] == metric, "worst_case"].astype(float))
         endpoint = Endpoint(self.name, case_matrix(self.table, metric, label).reindex(columns=self.spec.architectures),
-                            metric_record(metric).lower_is_better, _mean(s.sd_over_folds for s in summaries.values()),
-                            _mean(s.sd_over_seeds for s in summaries.values()))
+                            record.lower_is_better, _mean(s.sd_over_folds for s in summaries.values()),
+                            _mean(s.sd_over_seeds for s in summaries.values()), bounds)
         return DatasetResults(self.folder, self.name, self.spec.primary, endpoint, summaries, self.challenger())
 
     def challenger(self) -> pd.DataFrame:
-        """The primary endpoint and every metric at the label mean, per case (over training seeds)."""
+        """The primary endpoint and every metric at the label mean, per case (over training seeds); the task is
+        the dataset (the combined report writes a file per endpoint)."""
         spec = self.spec
         endpoints = dict.fromkeys([(spec.primary_metric, spec.primary_label), *[(m, MEAN_LABEL) for m in spec.metrics]])
         return pd.concat([challenger_rows(self.name, case_matrix(self.table, metric, label).reindex(

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from nnunet_archs.analysis.sizes import detection_by_size
-from nnunet_archs.analysis.statistics import analyse
+from nnunet_archs.analysis.statistics import analyse, failure_sensitivity
 from nnunet_archs.analysis.table import normalise, scored
 from nnunet_archs.reporting.results import Costs, Protocol, StudyResults
 from nnunet_archs.reporting.study_files import draw_figures, results_csv, results_latex, sizes_csv
@@ -44,12 +44,14 @@ def load_results(folder: StudyFolder, header_extra: str = "", failures_conventio
     test_statistics = None if test_table is None else analyse(
         test_table, spec.architectures, spec.baseline, spec.metrics, spec.seed, spec.bootstrap_resamples, **options)
     objects = folder.per_object(spec)
-    sizes = [] if objects is None else detection_by_size(objects, spec.architectures, spec.seed,
-                                                         spec.bootstrap_resamples)
+    sizes = [] if objects is None else detection_by_size(objects, spec.architectures)
     costs = Costs(folder.read_costs(), training_costs(spec, layout), inference_costs(spec, layout),
                   folder.read_environment())
+    sensitivity = failure_sensitivity(table, spec.architectures, spec.baseline, spec.seed, spec.bootstrap_resamples,
+                                      **options)
     return StudyResults(protocol(spec, layout, convention, header_extra), scored(normalise(table), convention),
-                        statistics, test_statistics, sizes, costs, failures(layout), training_jobs(spec, layout))
+                        statistics, test_statistics, sizes, costs, failures(layout), training_jobs(spec, layout),
+                        sensitivity)
 
 
 def write_report(report: Path, header_extra: str = "", failures_convention: Optional[str] = None) -> Path:

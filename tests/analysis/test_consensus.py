@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnunet_archs.analysis.consensus import Endpoint, challenger_rows, consensus, pairwise, ranks, suitability
+from nnunet_archs.analysis.consensus import (Endpoint, challenger_rows, consensus, pairwise, places, ranks,
+                                             suitability)
 
 NETWORKS = ["A", "B", "C"]
 
@@ -43,6 +44,27 @@ def test_two_networks_tied_on_one_dataset_and_apart_on_another():
     comparisons = {(p.first, p.second): p for p in pairwise(tied, NETWORKS, seed=0, resamples=200)}
     assert comparisons[("A", "B")].better == "" and comparisons[("A", "B")].p_value == 1.0
     assert comparisons[("A", "C")].better == "A" and comparisons[("B", "C")].better == "B"
+
+
+def test_tied_networks_share_the_places_they_tie_for():
+    """Two networks tied at rank 1.5 hold half a first and half a second place each: every place's column of the
+    rank distribution sums to 100 % (rounding 1.5 down counted both first: 200 %)."""
+    assert places({"A": 1.5, "B": 1.5, "C": 3.0}) == {"A": {1: 0.5, 2: 0.5}, "B": {1: 0.5, 2: 0.5}, "C": {3: 1.0}}
+    assert places({"A": 2.0, "B": 2.0, "C": 2.0})["B"] == pytest.approx({1: 1 / 3, 2: 1 / 3, 3: 1 / 3})
+    tied = endpoint("D1", [0.0, 0.0, -0.3], noise=0.0)
+    result = consensus([tied], NETWORKS, seed=0, resamples=100)
+    for place in (1, 2, 3):
+        assert sum(result.rank_shares[a].get(place, 0.0) for a in NETWORKS) == pytest.approx(1.0)
+    assert result.rank_shares["A"] == {1: 0.5, 2: 0.5} and result.first_share["A"] == 0.5
+
+
+def test_no_pair_is_called_different_from_fewer_than_ten_cases():
+    """Six cases, one network ahead in every one: p = 2 / 2**6 = 0.031 < 0.05, and still no call, as one study
+    gives no verdict from fewer than 10 paired cases."""
+    pairs = pairwise(endpoint("D", [0.3, 0.0, 0.0], n=6), NETWORKS, seed=0, resamples=200)
+    first = pairs[0]
+    assert first.p_value == 2 / 2 ** 6 and first.too_few and first.better == ""
+    assert first.ci[0] > 0 and first.ci_method.startswith("sign-flip test inverted")
 
 
 def test_holm_runs_over_every_pair_of_a_dataset():

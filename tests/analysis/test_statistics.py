@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from nnunet_archs.analysis.intervals import bootstrap_ci
-from nnunet_archs.analysis.significance import detectable_difference, holm, wilcoxon_p
+from nnunet_archs.analysis.intervals import mean_interval
+from nnunet_archs.analysis.significance import SIGN_FLIPS, detectable_difference, holm, sign_flip_test, smallest_p
 from nnunet_archs.analysis.statistics import analyse, rank_first_shares
 
 
@@ -40,7 +40,7 @@ def test_shifted_column_gives_the_shift_inside_its_ci_and_a_small_p():
     comparison = result.comparison("B", "Dice")
     assert comparison.ci[0] < 0.05 < comparison.ci[1]
     assert abs(comparison.mean_difference - 0.05) < 0.01
-    assert comparison.p_value < 1e-6
+    assert comparison.p_value == smallest_p(40) == 2 / (SIGN_FLIPS + 1)  # no Monte Carlo flip reaches the sum
     assert result.rank_first[("Dice", "mean")]["B"] == 1.0
     summary = result.summary("A", "Dice")
     assert summary.n_cases == 40 and summary.ci[0] < summary.mean < summary.ci[1]
@@ -58,10 +58,12 @@ def test_lower_is_better_for_hd95_and_nan_cases_are_left_out_and_counted():
     assert result.comparison("B", "HD95").n_pairs == 4 and result.comparison("B", "HD95").mean_difference == -2.0
 
 
-def test_wilcoxon_known_exact_value():
-    # ten positive differences with distinct ranks: exact two-sided p = 2 / 2**10
-    assert wilcoxon_p(np.arange(1.0, 11.0)) == pytest.approx(2 / 2 ** 10)
-    assert wilcoxon_p(np.zeros(8)) == 1.0
+def test_sign_flip_known_exact_values():
+    # ten positive differences: only the observed signs and none flipped reach the observed sum, p = 2 / 2**10
+    assert sign_flip_test(np.arange(1.0, 11.0), 0).p_value == 2 / 2 ** 10
+    assert sign_flip_test(np.zeros(8), 0).p_value == 1.0 and sign_flip_test(np.zeros(8), 0).interval() == (0.0, 0.0)
+    # all -1: the interval of the mean is the point -1, an honest answer
+    assert sign_flip_test(-np.ones(10), 0).interval() == (-1.0, -1.0)
 
 
 def test_holm_adjustment_and_ordering():
@@ -78,8 +80,9 @@ def test_seed_reproducibility():
     again = analyse(data, ["A", "B", "C"], "A", ["Dice"], seed=7, resamples=300)
     other = analyse(data, ["A", "B", "C"], "A", ["Dice"], seed=8, resamples=300)
     assert first.comparisons == again.comparisons and first.rank_first == again.rank_first
-    assert first.comparison("B", "Dice").ci != other.comparison("B", "Dice").ci
-    assert bootstrap_ci(np.arange(10.0), 1, 200) == bootstrap_ci(np.arange(10.0), 1, 200)
+    assert first.comparison("B", "Dice").ci != other.comparison("B", "Dice").ci  # 25 pairs: Monte Carlo flips
+    assert first.summaries == again.summaries
+    assert mean_interval(np.arange(10.0), 1, 200) == mean_interval(np.arange(10.0), 1, 200)
 
 
 def test_label_mean_averages_the_labels_of_each_case():
@@ -196,16 +199,30 @@ def test_detectable_difference_matches_the_paired_t_test_power_tables(n, effect)
     assert detectable_difference(n, 0.0) == 0.0 and math.isnan(detectable_difference(1, 0.1))
 
 
+def test_detectable_difference_at_holms_first_step_and_where_the_test_cannot_reject():
+    """Two comparisons: the paired t-test at alpha / 2 detects the figure with 80 % power (simulated here: 20,000
+    normal samples of 20 pairs); 5 pairs reach no p below 2 / 2**5 = 0.0625, so nothing is detectable; 6 pairs
+    reach 0.031, below 0.05 but not below 0.025."""
+    effect = detectable_difference(20, 1.0, family=2)
+    assert effect > detectable_difference(20, 1.0)
+    samples = np.random.default_rng(0).normal(effect, 1.0, (20000, 20))
+    t = samples.mean(1) / (samples.std(1, ddof=1) / math.sqrt(20))
+    assert np.mean(np.abs(t) > stats.t.ppf(1 - 0.025 / 2, 19)) == pytest.approx(0.8, abs=0.01)
+    assert detectable_difference(5, 0.1) == math.inf and math.isfinite(detectable_difference(6, 0.1))
+    assert detectable_difference(6, 0.1, family=2) == math.inf
+
+
 def test_studentized_interval_agrees_with_the_t_interval_on_large_normal_samples():
     values = np.random.default_rng(5).normal(0.7, 0.1, 400)
-    low, high = bootstrap_ci(values, 0, 4000)
+    low, high, method = mean_interval(values, 0, 4000)
     t = stats.ttest_1samp(values, 0).confidence_interval(0.95)
     assert low == pytest.approx(t.low, abs=0.002) and high == pytest.approx(t.high, abs=0.002)
+    assert method == "studentized bootstrap"
 
 
 def test_coarse_coverage_of_the_reported_interval():
     """The 95 % interval of a mean of 10 skewed per-case values (Beta(8, 2), true mean 0.8) covers it in about 95 %
-    of 300 simulated datasets (benchmarks/coverage.py measures 2,000 per sample size)."""
+    of 300 simulated datasets (benchmarks/coverage.py measures 2,000 per sample size and kind of data)."""
     rng = np.random.default_rng(6)
-    covered = [lo <= 0.8 <= hi for lo, hi in (bootstrap_ci(rng.beta(8, 2, 10), i, 500) for i in range(300))]
+    covered = [lo <= 0.8 <= hi for lo, hi, _ in (mean_interval(rng.beta(8, 2, 10), i, 500) for i in range(300))]
     assert 0.92 <= np.mean(covered) <= 0.99

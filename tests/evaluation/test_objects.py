@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from nnunet_archs.analysis.sizes import detection_by_size
 from nnunet_archs.evaluation.metrics import OBJECTS, family_names, metric
@@ -95,7 +96,7 @@ def test_the_iou_threshold_decides_a_shifted_small_object():
         detect(reference, prediction, (1.0, 1.0), threshold=1.0)
 
 
-def test_recall_by_size_pools_the_objects_of_a_bin_and_resamples_cases():
+def test_recall_by_size_pools_the_objects_of_a_bin_with_an_exact_interval():
     rows = []
     for case in range(4):  # per case: two 5 mm³ objects, A finds both and B one; one 50 mm³ object both find
         for architecture, found_small in (("A", 2), ("B", 1)):
@@ -104,9 +105,12 @@ def test_recall_by_size_pools_the_objects_of_a_bin_and_resamples_cases():
                       "side": "reference", "object": i + 1, "size_mm3": size, "matched": matched, "iou": 0.5}
                      for i, (size, matched) in enumerate(sizes)]
     rows.append({**rows[0], "side": "predicted", "size_mm3": 1e6, "matched": False})  # not a reference object
-    table = {(r.architecture, r.size_bin): r for r in detection_by_size(pd.DataFrame(rows), ["A", "B"], 0, 200)}
+    table = {(r.architecture, r.size_bin): r for r in detection_by_size(pd.DataFrame(rows), ["A", "B"])}
     assert sorted({bin_ for _, bin_ in table}) == ["3-10", "30-100"] and size_bin(5.0) == "3-10"
     assert table[("A", "3-10")].recall == 1.0 and table[("B", "3-10")].recall == 0.5
     assert table[("B", "3-10")].n_objects == 8 and table[("B", "3-10")].n_cases == 4
-    assert table[("B", "3-10")].ci == (0.5, 0.5)  # every case alike: resampling cannot move it
+    # every case alike: no clustering to widen it (design effect 1), Clopper-Pearson's 4 of 8, never a point
+    exact = stats.binomtest(4, 8).proportion_ci(method="exact")
+    assert table[("B", "3-10")].design_effect == 1.0 and table[("B", "3-10")].ci == pytest.approx((exact.low,
+                                                                                                     exact.high))
     assert table[("A", "30-100")].recall == table[("B", "30-100")].recall == 1.0

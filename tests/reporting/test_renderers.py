@@ -13,7 +13,7 @@ import pytest
 
 from nnunet_archs.analysis.consensus import Endpoint, consensus, pairwise, suitability
 from nnunet_archs.analysis.costs import TrainingCost
-from nnunet_archs.analysis.statistics import analyse
+from nnunet_archs.analysis.statistics import analyse, failure_sensitivity
 from nnunet_archs.analysis.table import MEAN_LABEL, case_matrix, normalise, scored
 from nnunet_archs.evaluation.tables import read_table
 from nnunet_archs.reporting import combined_report, study_report
@@ -71,6 +71,35 @@ def test_the_markdown_of_a_study_states_each_section_from_its_results(results, n
     assert [v.split(" vs ")[0] for v in verdicts] == ["KiUNet", "UIUNet-minimal"]
     assert "HD95 ±" not in text and "Dice ±0.02" in text  # the margin, in the method section
     assert "train_KiUNet_fold2_seed0: exit status 1" in text and "local 11 (killed)" in text
+    # the verdict line gives the verdict's own effect and interval, and that interval's coverage if the cases were
+    # the population; the method names the estimand and each interval's method
+    comparison = results.statistics.comparison("KiUNet", "Dice")
+    assert f"mean difference {comparison.mean_difference:+.3f} Dice (label mean) (95 % CI " \
+           f"{comparison.ci[0]:+.3f}, {comparison.ci[1]:+.3f}; coverage {comparison.coverage:.2f} if these cases " \
+           f"were the population)" in verdicts[0]
+    assert "estimand: the mean per-case difference" in text and "sign-flip" in text and "Korn" not in text
+    assert "Failures as a sensitivity analysis" not in text
+
+
+def test_an_hd95_verdict_with_failures_is_shown_under_both_conventions(table, no_files):
+    """The fixture's small label is missed in every case by two networks: HD95 as the primary endpoint has failures,
+    so the report gives the verdict with them left out too, and says whether the conclusion changes."""
+    primary = ("HD95", MEAN_LABEL)
+    statistics = analyse(table, ARCHITECTURES, ARCHITECTURES[0], METRICS, 0, 200, primary)
+    sensitivity = failure_sensitivity(table, ARCHITECTURES, ARCHITECTURES[0], 0, 200, primary)
+    text = study_report.markdown(StudyResults(protocol(), scored(normalise(table), "worst"), statistics,
+                                              sensitivity=sensitivity))
+    lines = text.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("Failures as a sensitivity analysis")))
+    assert "scored exclude instead of worst, i.e. left out of the HD95 mean and tests (and counted):" in lines[start]
+    for architecture in ARCHITECTURES[1:]:
+        other = sensitivity.comparison(architecture, "HD95")
+        assert f"- {architecture}: mean difference {other.mean_difference:+.3f} mm" in text
+        assert f"{other.verdict} (scored worst: {statistics.comparison(architecture, 'HD95').verdict})" in text
+    depends = any(sensitivity.comparison(a, "HD95").verdict != statistics.comparison(a, "HD95").verdict
+                  for a in ARCHITECTURES[1:])
+    assert ("The conclusion depends on the failure convention" in text) == depends
+    assert ("The conclusion does not depend on the failure convention." in text) != depends
 
 
 def test_the_csv_of_a_study_has_one_row_per_summary_and_the_comparisons_beside_them(results, no_files):
@@ -82,7 +111,13 @@ def test_the_csv_of_a_study_has_one_row_per_summary_and_the_comparisons_beside_t
     kiunet = next(r for r in primary if r["architecture"] == "KiUNet")
     assert baseline["delta_vs_baseline"] == "" and kiunet["verdict"] and kiunet["batch"] == "4"
     comparison = results.statistics.comparison("KiUNet", "Dice")
+    # the verdict's own effect and interval (the test inverted), their method, and the interval's coverage estimate
     assert float(kiunet["delta_vs_baseline"]) == comparison.mean_difference
+    assert (float(kiunet["delta_ci_low"]), float(kiunet["delta_ci_high"])) == comparison.ci
+    assert kiunet["delta_ci_method"] == comparison.ci_method and kiunet["delta_ci_method"].startswith("sign-flip")
+    assert float(kiunet["delta_ci_coverage_if_population"]) == comparison.coverage
+    assert {r["ci_method"] for r in rows if r["metric"] == "Dice"} <= {"studentized bootstrap", "BCa bootstrap",
+                                                                        "constant"}
     assert kiunet["training_seconds_per_training"] == "90.0"
 
 
@@ -122,6 +157,9 @@ def test_the_combined_report_ranks_every_network_on_every_dataset(combined, no_f
     table_rows = [line for line in text.splitlines() if line.startswith("| ") and "#" in line]
     assert table_rows[0].startswith(f"| {first} | ") and len(table_rows) == 3
     assert text.count(" vs ") == 2 * 3  # every pair of every dataset
+    assert "† fewer than 10 cases, or fewer than 40 where structures" in text  # 12 cases, failures: as one study
+    assert ")† #" in table_rows[0]
+    assert "no pair called different from fewer than 10 paired cases" in text
     rows = combined_report.csv_rows(combined)
     assert len(rows) == 2 * 3 and {r["dataset"] for r in rows} == {"D1", "D2"}
     assert sum(r["first_share"] for r in rows if r["dataset"] == "D1") == pytest.approx(1.0)
