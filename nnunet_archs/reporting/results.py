@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import pandas as pd
 
@@ -16,7 +16,10 @@ from nnunet_archs.analysis.statistics import StudyStatistics, Summary
 
 @dataclass(frozen=True)
 class Protocol:
-    """What the study was asked for, as its report states it (``header`` is the report's first line)."""
+    """What the study was asked for, as its report states it (``header`` is the report's first line);
+    ``plan_hash``: the short hash of the analysis pre-registered in its spec, the file ``plan_file`` ("" for a study
+    from before pre-registration), ``post_hoc``: what this report's analysis changes of that plan (nothing: as
+    registered)."""
 
     header: str
     architectures: List[str]
@@ -30,6 +33,9 @@ class Protocol:
     margins: Dict[str, float]
     nsd_tolerance_mm: float
     match_iou: float
+    plan_hash: str = ""
+    post_hoc: Tuple[str, ...] = ()
+    plan_file: str = ""
 
     @property
     def on_cuda(self) -> bool:

@@ -25,7 +25,7 @@ CSV_HEADER = ["set", "role", "architecture", "metric", "label", "n_cases", "n_mi
               "n_training_seeds", "delta_vs_baseline", "delta_ci_low", "delta_ci_high", "delta_ci90_low",
               "delta_ci90_high", "delta_ci_method", "delta_ci_coverage_if_population", "sd_of_differences",
               "detectable_difference_80", "margin", "verdict", "seed_pair_win_share", "p", "p_holm",
-              "rank_first_share", "failure_convention", "patch", "batch",
+              "rank_first_share", "failure_convention", "analysis", "patch", "batch",
               "estimated_gb", "closest_preset", "params", "gflops_per_patch", "training_peak_memory_bytes",
               "training_peak_reserved_bytes", "cuda_context_bytes", "nvidia_smi_equivalent_bytes",
               "training_seconds_per_training", "validation_seconds_per_case", "test_seconds_per_case",
@@ -50,6 +50,14 @@ def _cost_columns(results: StudyResults, architecture: str) -> dict:
             "prediction_peak_memory_bytes": inference.test_peak_memory_bytes}
 
 
+def analysis_status(results: StudyResults) -> str:
+    """``results.csv``'s ``analysis``: "pre-registered HASH", "post hoc (HASH)" or "not pre-registered"."""
+    protocol = results.protocol
+    if not protocol.plan_hash:
+        return "not pre-registered"
+    return f"post hoc ({protocol.plan_hash})" if protocol.post_hoc else f"pre-registered {protocol.plan_hash}"
+
+
 def results_csv(results: StudyResults) -> str:
     """``results.csv``: the cross-validation's rows, then the test set's."""
     text = io.StringIO(newline="")
@@ -68,7 +76,8 @@ def results_csv(results: StudyResults) -> str:
                    "sd_over_folds": s.sd_over_folds, "sd_over_seeds": s.sd_over_seeds,
                    "n_training_seeds": len(s.seed_means),
                    "rank_first_share": statistics.rank_first.get((s.metric, s.label), {}).get(s.architecture, ""),
-                   "failure_convention": statistics.failures, **_cost_columns(results, s.architecture)}
+                   "failure_convention": statistics.failures, "analysis": analysis_status(results),
+                   **_cost_columns(results, s.architecture)}
             if c is not None:
                 row.update({"delta_vs_baseline": c.mean_difference, "delta_ci_low": c.ci[0], "delta_ci_high": c.ci[1],
                             "delta_ci90_low": c.ci90[0], "delta_ci90_high": c.ci90[1], "delta_ci_method": c.ci_method,

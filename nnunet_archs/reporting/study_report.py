@@ -30,7 +30,7 @@ def detectable(comparison: PairedComparison, unit: str) -> str:
 
 
 def verdict_line(comparison: Optional[PairedComparison], architecture: str, baseline: str, endpoint: str,
-                 metric: str, budget_note: str) -> str:
+                 metric: str, budget_note: str, post_hoc: bool = False) -> str:
     """The primary endpoint's verdict for one architecture, in plain words: the mean difference, its 95 % interval
     (from the same test as the p-value) with that interval's coverage if the study's cases were the population."""
     if comparison is None or comparison.n_pairs == 0:
@@ -38,7 +38,7 @@ def verdict_line(comparison: Optional[PairedComparison], architecture: str, base
     unit = metric_record(metric).unit
     coverage = "" if math.isnan(comparison.coverage) else \
         f"; coverage {comparison.coverage:.2f} if these cases were the population"
-    text = (f"{architecture} vs {baseline}: mean difference "
+    text = (f"{'Post hoc: ' if post_hoc else ''}{architecture} vs {baseline}: mean difference "
             f"{signed(comparison.mean_difference)}{unit} {endpoint} (95 % CI {signed(comparison.ci[0])}, "
             f"{signed(comparison.ci[1])}{coverage}), p = {p_value(comparison.p_holm)} (Holm), {comparison.n_pairs} "
             f"paired cases, smallest difference detectable at {POWER * 100:.0f} % power {detectable(comparison, unit)}"
@@ -56,6 +56,20 @@ def verdict_line(comparison: Optional[PairedComparison], architecture: str, base
         return text + f"no evidence of a difference {budget_note}, and not shown equivalent within {margin} (90 % " \
                       f"CI {interval(comparison.ci90, with_sign=True)})."
     return text + f"no evidence of a difference {budget_note} (to test equivalence, give --margin {metric}=DELTA)."
+
+
+def registration_line(results: StudyResults) -> str:
+    """Whether the analysis is the one the study's spec (``protocol.plan_file``) fixed when the study started."""
+    protocol = results.protocol
+    where = protocol.plan_file or "the study's spec"
+    if not protocol.plan_hash:
+        return f"Analysis not pre-registered: {where} was written before compare fixed the analysis plan in it."
+    if protocol.post_hoc:
+        return (f"Post hoc analysis: it differs from the plan pre-registered in {where} (hash {protocol.plan_hash}) "
+                f"in {'; '.join(protocol.post_hoc)}; its verdicts are labelled post hoc.")
+    return (f"Analysis as pre-registered in {where} when the study started (plan hash {protocol.plan_hash}: primary "
+            f"endpoint, margins, α, failure convention, estimand and the versions of the packages that compute the "
+            f"metrics and statistics).")
 
 
 def sensitivity_lines(results: StudyResults, tables: StudyTables) -> List[str]:
@@ -149,12 +163,13 @@ def markdown(results: StudyResults) -> str:
              f"seed{'s' if seeds > 1 else ''}, every case predicted by the fold models that did not train on it; "
              f"primary endpoint {endpoint})", ""]
     lines += markdown_table(tables.main_header(), tables.main_rows(statistics))
-    lines += ["", *[verdict_line(statistics.comparison(a, metric, label), a, baseline, endpoint, metric, budget_note)
-                    for a in protocol.architectures if a != baseline]]
+    lines += ["", *[verdict_line(statistics.comparison(a, metric, label), a, baseline, endpoint, metric, budget_note,
+                                 bool(protocol.post_hoc)) for a in protocol.architectures if a != baseline]]
     if any(s.rough for s in statistics.summaries if s.n_cases):
         lines += ["", ROUGH_NOTE]
     if results.sensitivity is not None:
         lines += ["", *sensitivity_lines(results, tables)]
+    lines += ["", registration_line(results)]
     shares = statistics.rank_first.get((metric, label), {})
     ranked = sorted(protocol.architectures, key=tables.rank_key)
     lines += ["", "Ranking by the primary endpoint: " + ", ".join(

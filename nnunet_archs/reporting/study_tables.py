@@ -74,13 +74,12 @@ class StudyTables:
             return f"{cost.gpu_hours:.2f} GPU-h ({minutes:.1f} min/training)"
         return f"{minutes:.1f} min/training"
 
-    @staticmethod
-    def verdict(comparison: Optional[PairedComparison]) -> str:
+    def verdict(self, comparison: Optional[PairedComparison]) -> str:
+        """The verdict's cell, "(post hoc)" where the report's analysis is not the pre-registered one."""
         if comparison is None or not comparison.verdict:
             return "n/a"
-        if comparison.verdict == "equivalent":
-            return f"equivalent (±{comparison.margin:g})"
-        return comparison.verdict
+        text = f"equivalent (±{comparison.margin:g})" if comparison.verdict == "equivalent" else comparison.verdict
+        return text + (" (post hoc)" if self.protocol.post_hoc else "")
 
     def main_header(self, test_set: bool = False) -> List[str]:
         header = ["architecture", f"{self.endpoint} mean ± sd (95 % CI)",

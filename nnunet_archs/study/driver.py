@@ -19,7 +19,7 @@ from nnunet_archs.study.preflight import preflight
 from nnunet_archs.study.records import failures
 from nnunet_archs.study.results import write_report
 from nnunet_archs.study.scheduler import Scheduler, default_cpu_threads, write_commands
-from nnunet_archs.study.spec import StudySpec
+from nnunet_archs.study.spec import StudySpec, analysis_plan, analysis_versions
 from nnunet_archs.training.environment import ext_trainers_path
 
 
@@ -56,6 +56,9 @@ def prepare_folder(spec: StudySpec, layout: StudyLayout, resume: bool, overwrite
         if differences:
             raise UserError(f"{report} holds a study run with other settings ({', '.join(differences)} differ); "
                              f"pass the same arguments to --resume it, or --overwrite to start it over")
+        spec.preregistration = earlier.preregistration  # fixed when the study started (None: before plans existed)
+    else:
+        spec.preregistration = analysis_plan(spec, spec.failures, analysis_versions())
     if overwrite and report.exists():
         earlier = folder.read_spec() if folder.spec_file.exists() else spec
         for architecture in earlier.architectures:

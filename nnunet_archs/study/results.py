@@ -13,9 +13,9 @@ from nnunet_archs.reporting.results import Costs, Protocol, StudyResults
 from nnunet_archs.reporting.study_files import draw_figures, results_csv, results_latex, sizes_csv
 from nnunet_archs.reporting.study_report import markdown
 from nnunet_archs.reporting.study_tables import endpoint_name
-from nnunet_archs.study.folder import StudyFolder, StudyLayout, open_study
+from nnunet_archs.study.folder import SPEC, StudyFolder, StudyLayout, open_study
 from nnunet_archs.study.records import failures, inference_costs, training_costs, training_jobs
-from nnunet_archs.study.spec import StudySpec
+from nnunet_archs.study.spec import StudySpec, analysis_plan, analysis_versions, plan_hash, post_hoc_changes
 
 
 def protocol(spec: StudySpec, layout: StudyLayout, convention: str, header_extra: str = "") -> Protocol:
@@ -25,9 +25,12 @@ def protocol(spec: StudySpec, layout: StudyLayout, convention: str, header_extra
               f"{spec.baseline}, primary endpoint {endpoint_name(spec.primary_metric, spec.primary_label)}, NSD "
               f"tolerance {spec.nsd_tolerance_mm:g} mm, failures scored {convention}, bootstrap seed "
               f"{spec.seed}{header_extra}")
+    registered = spec.preregistration
+    changes = post_hoc_changes(registered, analysis_plan(spec, convention, analysis_versions())) if registered else []
     return Protocol(header, list(spec.architectures), spec.baseline, list(spec.metrics), list(spec.folds),
                     list(spec.training_seeds), str(spec.budget), spec.device, spec.compile_enabled,
-                    dict(spec.margins), spec.nsd_tolerance_mm, spec.match_iou)
+                    dict(spec.margins), spec.nsd_tolerance_mm, spec.match_iou,
+                    plan_hash(registered) if registered else "", tuple(changes), SPEC)
 
 
 def load_results(folder: StudyFolder, header_extra: str = "", failures_convention: Optional[str] = None

@@ -3,9 +3,16 @@
 A ``StudySpec`` is written to ``study.json`` in the report folder when a study starts; ``--resume`` refuses to
 continue a folder whose study was asked for differently (other folds, budget, ...), so that no result is mixed
 with one computed under other settings. How the jobs run (executor, parallelism) is not part of the study.
+
+The analysis is pre-registered there too: when ``compare`` starts a study it fixes the primary endpoint, the
+margins, α, the failure convention, the estimand and the versions of the packages that compute the metrics and
+the statistics (``analysis_plan``); the report prints the plan's short hash, and a report computed under another
+plan (``report --failures``, an edited ``study.json``, other package versions) calls its verdict post hoc. A
+``study.json`` written before this has no plan: its report says "not pre-registered".
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field, fields
@@ -14,10 +21,12 @@ from typing import Dict, List, Optional
 
 from nnunet_archs.errors import UserError
 from nnunet_archs.planning.memory import check_memory_target
+from nnunet_archs.analysis.significance import ALPHA
+from nnunet_archs.analysis.statistics import ESTIMAND
 from nnunet_archs.analysis.table import MEAN_LABEL
 from nnunet_archs.evaluation.failures import check_failure_convention
 from nnunet_archs.evaluation.folder import check_object_labels
-from nnunet_archs.evaluation.metrics import DEFAULT_PRIMARY, METRIC_NAMES, check_metrics
+from nnunet_archs.evaluation.metrics import DEFAULT_PRIMARY, FAMILY_PACKAGES, METRIC_NAMES, check_metrics
 from nnunet_archs.evaluation.objects import check_threshold
 from nnunet_archs.training.environment import training_variables
 
@@ -30,6 +39,8 @@ FLAGS = {"dataset_id": "-d", "architectures": "--architectures", "configuration"
          "num_gpus": "--num-gpus", "scale_batch": "--scale-batch", "study_id": "-o", "training_seeds":
          "--training-seeds", "primary": "--primary", "margins": "--margin", "failures": "--failures",
          "object_labels": "--object-labels", "match_iou": "--match-iou"}
+# the distributions whose versions decide the per-case values and the statistics of a pre-registered analysis
+ANALYSIS_PACKAGES = (*sorted(set(FAMILY_PACKAGES.values())), "numpy", "scipy", "nnunet-archs")
 
 
 @dataclass
@@ -87,6 +98,8 @@ class StudySpec:
     failures: str = "worst"  # how a missed or invented structure's HD95 enters the statistics
     object_labels: Optional[List[str]] = None  # labels whose objects are counted; None: every foreground label
     match_iou: float = 0.0  # a predicted object matches a reference object at IoU above this (0: any overlap)
+    # the analysis fixed when the study started (``analysis_plan``); None: a study.json from before pre-registration
+    preregistration: Optional[Dict[str, object]] = None
 
     def __post_init__(self):
         if self.baseline is None and self.architectures:
@@ -183,8 +196,37 @@ class StudySpec:
         return cls(**data)
 
     def differences(self, other: "StudySpec") -> List[str]:
-        """The flags whose values differ between two specs (``--resume`` needs none)."""
-        return [FLAGS.get(f.name, f.name) for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]
+        """The flags whose values differ between two specs (``--resume`` needs none; the pre-registered plan is the
+        earlier one's, whatever versions the resumed session has)."""
+        return [FLAGS.get(f.name, f.name) for f in fields(self)
+                if f.name != "preregistration" and getattr(self, f.name) != getattr(other, f.name)]
+
+
+def analysis_plan(spec: StudySpec, failures: str, versions: Dict[str, Optional[str]]) -> Dict[str, object]:
+    """The analysis a report computes: ``spec``'s endpoint and margins, α, the failure convention ``failures``, the
+    estimand and the ``versions`` of ``ANALYSIS_PACKAGES``."""
+    return {"primary": spec.primary, "margins": dict(spec.margins), "alpha": ALPHA, "failures": failures,
+            "estimand": ESTIMAND, "versions": dict(versions)}
+
+
+def analysis_versions() -> Dict[str, Optional[str]]:
+    """The installed versions of ``ANALYSIS_PACKAGES``."""
+    from nnunet_archs.calibration import package_versions  # imports torch, which a study has imported anyway
+    return package_versions(ANALYSIS_PACKAGES)
+
+
+def plan_hash(plan: Dict[str, object]) -> str:
+    """A short hash of a plan, as the report prints it (the first 8 hex digits of its canonical JSON's SHA-256)."""
+    return hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def post_hoc_changes(registered: Dict[str, object], plan: Dict[str, object]) -> List[str]:
+    """What ``plan`` changes of the ``registered`` one: "failures: worst -> exclude", "scipy 1.16.0 -> 1.17.1"."""
+    changes = [f"{key}: {registered.get(key)} -> {plan[key]}" for key in plan
+               if key != "versions" and registered.get(key) != plan[key]]
+    before, after = registered.get("versions") or {}, plan["versions"]
+    return changes + [f"{name} {before.get(name)} -> {after.get(name)}" for name in sorted(set(before) | set(after))
+                      if before.get(name) != after.get(name)]
 
 
 def parse_margins(texts: List[str]) -> Dict[str, float]:

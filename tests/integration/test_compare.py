@@ -157,6 +157,7 @@ def test_the_completed_study_has_every_per_case_row_a_report_and_plots(study, nn
     assert f"| {CUSTOM_NETWORK} |" in results and "Δ Dice vs UIUNet" in results
     assert f"{CUSTOM_NETWORK} vs UIUNet:" in results and "Dice (label small)" in results
     assert "Ranking by the primary endpoint: 1. " in results and "Rank stability (HD95, secondary)" in results
+    assert "Analysis as pre-registered in study.json when the study started (plan hash " in results
     assert "### Secondary endpoints" in results and "Labelled test set" in results and "| 64x64 |" in results
     assert "### Detection by object size" in results and (report / "detection_by_size_small.png").exists()
     # inference cost, measured: the final validation of every training, and each test case by the 2 fold models
@@ -248,6 +249,9 @@ def test_report_switches_the_failure_convention_without_evaluating_again(study, 
     assert {p: p.stat().st_mtime_ns for p in (copy / "metrics").iterdir()} == evaluated
     rows = list(csv.DictReader(open(copy / "results.csv")))
     assert {r["failure_convention"] for r in rows} == {"exclude"} and "failures scored exclude" in result.stdout
+    # compare registered the worst-case convention: this verdict is post hoc, and says why
+    assert "Post hoc analysis" in result.stdout and "failures: worst -> exclude" in result.stdout
+    assert {r["analysis"].split(" ")[0] for r in rows} == {"post"}
     worst = {(r["set"], r["architecture"], r["metric"], r["label"]): r for r in
              csv.DictReader(open(study["report"] / "results.csv"))}
     for row in rows:  # failures are left out of HD95 now, counted as before, and Dice does not change

@@ -32,9 +32,9 @@ def table() -> pd.DataFrame:
     return data[data["metric"].isin(METRICS)]
 
 
-def protocol(header: str = "Study of a small table") -> Protocol:
+def protocol(header: str = "Study of a small table", **registration) -> Protocol:
     return Protocol(header, ARCHITECTURES, ARCHITECTURES[0], METRICS, [0, 1, 2], [0], "2 epoch(s) x 3 iterations",
-                    "cpu", False, {"Dice": 0.02}, 2.0, 0.0)
+                    "cpu", False, {"Dice": 0.02}, 2.0, 0.0, **registration)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,23 @@ def test_the_markdown_of_a_study_states_each_section_from_its_results(results, n
            f"{comparison.ci[0]:+.3f}, {comparison.ci[1]:+.3f}; coverage {comparison.coverage:.2f} if these cases " \
            f"were the population)" in verdicts[0]
     assert "estimand: the mean per-case difference" in text and "sign-flip" in text and "Korn" not in text
-    assert "Failures as a sensitivity analysis" not in text
+    assert "Analysis not pre-registered" in text and "Failures as a sensitivity analysis" not in text
+
+
+def test_a_post_hoc_analysis_labels_its_verdicts_and_names_what_changed(results, no_files):
+    post_hoc = StudyResults(protocol(plan_hash="1a2b3c4d", post_hoc=("failures: worst -> exclude",),
+                                     plan_file="study.json"), results.table, results.statistics)
+    text = study_report.markdown(post_hoc)
+    assert "Post hoc analysis: it differs from the plan pre-registered in study.json (hash 1a2b3c4d) in " \
+           "failures: worst -> exclude" in text
+    assert [line.split(":")[0] for line in text.splitlines() if " vs PlainConvUNet: " in line] == ["Post hoc"] * 2
+    row = next(line for line in text.splitlines() if line.startswith("| KiUNet | "))
+    assert row.split(" | ")[4].endswith("(post hoc)")
+    assert {r["analysis"] for r in csv.DictReader(io.StringIO(results_csv(post_hoc)))} == {"post hoc (1a2b3c4d)"}
+    registered = StudyResults(protocol(plan_hash="1a2b3c4d", plan_file="study.json"), results.table,
+                              results.statistics)
+    assert "Analysis as pre-registered in study.json when the study started (plan hash 1a2b3c4d" in \
+        study_report.markdown(registered) and "post hoc" not in study_report.markdown(registered)
 
 
 def test_an_hd95_verdict_with_failures_is_shown_under_both_conventions(table, no_files):
@@ -118,6 +134,7 @@ def test_the_csv_of_a_study_has_one_row_per_summary_and_the_comparisons_beside_t
     assert float(kiunet["delta_ci_coverage_if_population"]) == comparison.coverage
     assert {r["ci_method"] for r in rows if r["metric"] == "Dice"} <= {"studentized bootstrap", "BCa bootstrap",
                                                                         "constant"}
+    assert {r["analysis"] for r in rows} == {"not pre-registered"}
     assert kiunet["training_seconds_per_training"] == "90.0"
 
 

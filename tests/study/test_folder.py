@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from nnunet_archs.errors import UserError
-from nnunet_archs.study.folder import StudyFolder, open_study
+from nnunet_archs.study.driver import prepare_folder
+from nnunet_archs.study.folder import StudyFolder, StudyLayout, open_study
 from nnunet_archs.reporting.study_files import results_csv, results_latex, sizes_csv
 from nnunet_archs.reporting.study_report import markdown
-from nnunet_archs.study.results import load_results
+from nnunet_archs.study.results import load_results, protocol
+from nnunet_archs.study.spec import analysis_plan, analysis_versions, plan_hash
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "demo_study"
 REDRAWN = ("results.md", "results.csv", "results.tex", "detection_by_size.csv")
@@ -72,3 +74,29 @@ def test_a_folder_that_is_not_a_study_is_refused_naming_what_is_missing(tmp_path
     (folder.path / "per_case.csv").unlink()
     with pytest.raises(UserError, match="has no per-case metrics yet"):
         folder.per_case(folder.read_spec())
+
+
+def test_an_analysis_is_pre_registered_when_a_study_starts_and_a_report_that_changes_it_is_post_hoc(tmp_path):
+    """compare fixes the plan in the spec (a resumed study keeps the one it started with, an old one its lack of
+    one); the report prints its hash, and lists what a report computed otherwise changes."""
+    folder = old_study(tmp_path)
+    spec, layout = folder.read_spec(), folder.read_layout()
+    assert spec.preregistration is None and protocol(spec, layout, "worst").plan_hash == ""  # not pre-registered
+    fresh = StudyLayout(layout.raw, layout.preprocessed, layout.results, tmp_path / "new_report")
+    prepare_folder(spec, fresh, resume=False, overwrite=False)
+    registered = fresh.folder.read_spec().preregistration
+    assert registered == analysis_plan(spec, "worst", analysis_versions()) and registered["alpha"] == 0.05
+    assert {"primary", "margins", "failures", "estimand"} <= set(registered) and registered["versions"]["monai"]
+    as_planned = protocol(fresh.folder.read_spec(), fresh, "worst")
+    assert as_planned.plan_hash == plan_hash(registered) and len(as_planned.plan_hash) == 8
+    assert as_planned.post_hoc == () and as_planned.plan_file == "study.json"
+    assert protocol(fresh.folder.read_spec(), fresh, "exclude").post_hoc == ("failures: worst -> exclude",)
+    older = fresh.folder.read_spec()
+    older.preregistration = {**registered, "versions": {**registered["versions"], "scipy": "1.9.0"}}
+    fresh.folder.write_spec(older)
+    assert protocol(older, fresh, "worst").post_hoc == (f"scipy 1.9.0 -> {registered['versions']['scipy']}",)
+    spec.preregistration = None
+    prepare_folder(spec, fresh, resume=True, overwrite=False)  # resumed: the plan it started with
+    assert fresh.folder.read_spec().preregistration == older.preregistration
+    prepare_folder(spec, layout, resume=True, overwrite=False)  # an old study stays not pre-registered
+    assert folder.read_spec().preregistration is None
