@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set
 
 from nnunet_archs.planning.identifiers import data_identifier as plans_data_identifier
+from nnunet_archs.registry import study_trainer_name
 from nnunet_archs.study.spec import StudySpec, safe
-from nnunet_archs.training.environment import EPOCH_LOG, seeded_trainer_name
+from nnunet_archs.training.environment import EPOCH_LOG
 
 BIN = Path(sys.executable).parent
 
@@ -69,7 +70,7 @@ class StudyLayout:
     def results_folder(self, spec: StudySpec, architecture: str, seed: int) -> Path:
         """nnU-Net's ``Trainer__Plans__configuration`` folder; the trainer's name carries the training seed."""
         return self.results / self.raw.name / \
-            f"{seeded_trainer_name(seed)}__{spec.plans_name(architecture)}__{spec.training_configuration}"
+            f"{study_trainer_name(architecture, seed)}__{spec.plans_name(architecture)}__{spec.training_configuration}"
 
     def fold_folder(self, spec: StudySpec, architecture: str, fold: int, seed: int) -> Path:
         return self.results_folder(spec, architecture, seed) / f"fold_{fold}"
@@ -160,7 +161,7 @@ def build_jobs(spec: StudySpec, layout: StudyLayout, planners: Dict[str, List[st
                    f"{spec.match_iou:g}", *(["--object-labels", *spec.object_labels] if spec.object_labels else [])]
     device = spec.device.split(":")[0]
     for a, seed in ((a, s) for a in spec.architectures for s in spec.training_seeds):
-        trainer, seed_args = seeded_trainer_name(seed), ["--training-seed", str(seed)]
+        trainer, seed_args = study_trainer_name(a, seed), ["--training-seed", str(seed)]
         trainings = []
         for fold in spec.folds:
             extra = ["-num_gpus", str(spec.num_gpus)] if spec.num_gpus > 1 else []
