@@ -61,9 +61,8 @@ class SwinUNETREncoder(nn.Module):
 
 
 class SwinUNETRDecoder(ZooDecoder):
-    """UNETR's up blocks from the deepest skip to full resolution, then the 1x1 head."""
-
-    supports_deep_supervision = False
+    """UNETR's up blocks from the deepest skip to full resolution, then the 1x1 head: one output, whatever
+    ``deep_supervision`` says."""
 
     def __init__(self, net: nn.Module):
         super().__init__(False)

@@ -130,23 +130,13 @@ class ZooDecoder(nn.Module):
     """The decoder's place in nnU-Net's contract: ``deep_supervision`` (nnU-Net's trainer sets
     ``network.decoder.deep_supervision``; forward reads it, whatever the training mode, since nnU-Net validates
     in eval mode with it on) and ``seg_layers`` (every layer whose shape depends on the classes, which
-    ``-pretrained_weights`` skips). A network its authors trained without deep supervision refuses it."""
-
-    supports_deep_supervision = True
+    ``-pretrained_weights`` skips). A network its authors trained without deep supervision is refused it when
+    built; its decoder keeps the flag nnU-Net's trainer sets (nnUNetTrainer sets it back on after the final
+    validation, nnUNetTrainerNoDeepSupervision too) and returns its one output whatever it says."""
 
     def __init__(self, deep_supervision: bool):
         super().__init__()
-        self.deep_supervision = deep_supervision
-
-    @property
-    def deep_supervision(self) -> bool:
-        return self._deep_supervision
-
-    @deep_supervision.setter
-    def deep_supervision(self, enabled: bool) -> None:
-        if enabled and not self.supports_deep_supervision:
-            raise UserError(no_deep_supervision_message(type(self).__qualname__.replace("Decoder", "")))
-        self._deep_supervision = bool(enabled)
+        self.deep_supervision = bool(deep_supervision)
 
 
 class AddedSkipDecoder(ZooDecoder):

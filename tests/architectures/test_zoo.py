@@ -116,11 +116,15 @@ def test_an_input_the_network_cannot_take_is_refused_before_any_layer_runs(cls):
         net(torch.empty(1, 2, *patch, device="meta"))
 
 
-def test_swin_unetr_refuses_deep_supervision_and_the_study_trains_it_without():
-    net = build(DynamicSwinUNETR, zoo.network_topology(DynamicSwinUNETR, {**plans_kwargs(2), "feature_size": 12}))
-    net.decoder.deep_supervision = False  # what nnU-Net's trainer does for validation and nnUNetTrainerNoDS always
-    with pytest.raises(UserError, match="SwinUNETR has no deep supervision"):
-        net.decoder.deep_supervision = True
+def test_swin_unetr_returns_one_output_whatever_the_trainer_sets_and_the_study_trains_it_without():
+    """nnU-Net's trainers set decoder.deep_supervision back on after their final validation (nnUNetTrainer's and
+    nnUNetTrainerNoDeepSupervision's alike): accepted, and the output stays one tensor; building it with deep
+    supervision is what is refused (test_bad_options_are_refused_in_the_constructor)."""
+    kwargs = zoo.network_topology(DynamicSwinUNETR, {**plans_kwargs(2), "feature_size": 12})
+    net = build(DynamicSwinUNETR, kwargs)
+    net.decoder.deep_supervision = True
+    output = net(torch.empty(1, 1, *zoo.smallest_patch(kwargs), device="meta"))
+    assert isinstance(output, torch.Tensor) and list(output.shape[2:]) == zoo.smallest_patch(kwargs)
     assert study_trainer_name("SwinUNETR", 3) == "nnUNetTrainerBudgetNoDeepSupervision_seed3"
     assert study_trainer_name("MedNeXt", 0) == "nnUNetTrainerBudget_seed0"
     assert study_trainer_name("my_package.not_installed.Net", 1) == "nnUNetTrainerBudget_seed1"

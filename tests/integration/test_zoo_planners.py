@@ -103,3 +103,4 @@ def test_nnunets_trainer_takes_training_steps_on_the_plans(nnunet, planned, netw
               for _ in range(2)]
     assert all(np.isfinite(loss) for loss in losses)
     assert not torch.equal(before, torch.cat([p.detach().flatten() for p in trainer.network.parameters()]))
+    trainer.set_deep_supervision_enabled(True)  # what nnU-Net's final validation ends with, for every trainer
