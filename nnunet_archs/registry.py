@@ -81,7 +81,7 @@ VARIANTS: Dict[str, ArchitectureVariant] = {v.name: v for v in [
                         {"checkpoint": "stages"}),
     # the networks nnU-Net Revisited (Isensee et al., MICCAI 2024) compared against, from MONAI (needs monai>=1.5)
     ArchitectureVariant("MedNeXt", MEDNEXT, "MedNeXt-L k3 (Roy et al. 2023; MONAI's blocks), as nnU-Net Revisited "
-                        "benchmarked it: 5 stages, each halving every axis"),
+                        "benchmarked it: up to 5 stages, each halving every axis"),
     ArchitectureVariant("MedNeXt-S", MEDNEXT, "MedNeXt-S k3 (expansion 2, 2 blocks per stage)", {"size": "S"}),
     ArchitectureVariant("MedNeXt-B", MEDNEXT, "MedNeXt-B k3 (expansion 2-4, 2 blocks per stage)", {"size": "B"}),
     ArchitectureVariant("MedNeXt-M", MEDNEXT, "MedNeXt-M k3 (expansion 2-4, 3-4 blocks per stage)", {"size": "M"}),
