@@ -25,7 +25,7 @@ NETWORKS = ["MedNeXt-S", "SegResNet", "SwinUNETR"]
 @pytest.fixture(scope="module")
 def planned(nnunet, fingerprint_3d) -> dict:
     """(network, 'isotropic' | 'anisotropic') -> the plans file (2d and 3d_fullres configurations)."""
-    isotropic = claim_large_images(nnunet, DATASET_3D, DATASET_ZOO_ISOTROPIC, [64, 64, 64], [1.0, 1.0, 1.0])
+    isotropic = claim_large_images(nnunet, DATASET_3D, DATASET_ZOO_ISOTROPIC, [48, 48, 48], [1.0, 1.0, 1.0])
     keys = [(network, fingerprint) for network in NETWORKS for fingerprint in ("isotropic", "anisotropic")]
     datasets = [isotropic if fingerprint == "isotropic" else DATASET_3D for _, fingerprint in keys]
     plan_all(nnunet, [{"d": dataset, "pl": f"nnUNetPlanner{network.replace('-', '')}M", "gpu_memory_target": TARGET_GB}
