@@ -65,7 +65,7 @@ class PlansRecord:
         """``patch`` rounded up to what this topology and every variant built from it accept (a network with a
         down-sampling of its own, such as Swin UNETR's 5 halvings, may need larger multiples)."""
         topologies = [v.arch_kwargs(self.network_class_name, self.arch_kwargs) for v in variants]
-        return fit_patch(common_step(self.arch_kwargs, *topologies), patch, up=True)
+        return [-(-int(p) // d) * d for p, d in zip(patch, common_step(self.arch_kwargs, *topologies))]
 
     def for_variant(self, variant: ArchitectureVariant) -> "PlansRecord":
         """This configuration as ``variant`` is built from it: its class, and its topology where it has one of its
