@@ -3,6 +3,9 @@
 # installation included): install the carried wheels (made here by benchmarks/gpu_wheels.sh), then run
 # benchmarks/gpu_validation.py with what is left; it skips any part that would not fit and writes its JSON after
 # every network, and `timeout` stops it hard in case one overruns. Results go to $OUT (the device tool's folder).
+# Priority order: our networks' steps, then the zoo part (MedNeXt, SegResNet, SwinUNETR at their M plans: allocated,
+# reserved and nvidia-smi-equivalent peaks against ResEnc's; NVML: nvidia-ml-py, on the lent machines), then
+# inference, calibration, compiled steps, the L preset, stock training.
 #   run (device tool): carry .whl, command `BUDGET=360 bash benchmarks/gpu_check.sh`
 set -uo pipefail
 cd "$(dirname "$0")/.."

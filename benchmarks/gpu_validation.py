@@ -6,16 +6,21 @@ what it measured, and a part that would not fit the remaining ``--budget-seconds
 1. ``steps``: nnU-Net's training step (Dice+CE under deep supervision, SGD with Nesterov momentum, fp16 autocast
    with a GradScaler), eager, for PlainConvUNet, ResEncUNet, KiUNet and UIUNet each at the configuration its own M
    planner plans at 8 GB on a synthetic fingerprint made from a built-in real plans entry; peak of
-   ``torch.cuda.max_memory_allocated`` and median step time, against ResEnc's;
-2. ``inference``: one case of the fingerprint's median size predicted by nnU-Net's predictor (sliding window,
+   ``torch.cuda.max_memory_allocated`` (and ``max_memory_reserved``, and with NVML the nvidia-smi equivalent:
+   reserved plus the CUDA context) and median step time, against ResEnc's;
+2. ``zoo``: the same step for the networks users compare against, MedNeXt, SegResNet and SwinUNETR (Swin UNETR
+   without deep supervision, as nnUNetTrainerNoDeepSupervision trains it), each at its own M plans, with ResEnc's
+   row of ``steps`` (measured here if ``steps`` was not run) as the reference: allocated, reserved and nvidia-smi
+   equivalent peaks against ResEnc's;
+3. ``inference``: one case of the fingerprint's median size predicted by nnU-Net's predictor (sliding window,
    Gaussian weighting, test-time mirroring) with each network: seconds per case and peak memory;
-3. ``calibration``: each network's bytes per sample against ResidualEncoderUNet's at its planned 3D patch and a 2D
+4. ``calibration``: each network's bytes per sample against ResidualEncoderUNet's at its planned 3D patch and a 2D
    configuration's patch (``calibration.measure``, allocator peak under fp16 autocast): the estimate-per-byte
    factors the planners would use, measured where planning happens;
-4. ``compiled``: the same steps through ``torch.compile`` (compiled first loss close to eager's), and a
+5. ``compiled``: the same steps through ``torch.compile`` (compiled first loss close to eager's), and a
    ``torch.profiler`` summary of UIU-Net's compiled step;
-5. ``large``: the eager steps at the L preset (24 GB);
-6. ``train``: stock ``nnUNetv2_train -device cuda`` with ``nnUNet_compile=t`` for a few iterations.
+6. ``large``: the eager steps at the L preset (24 GB);
+7. ``train``: stock ``nnUNetv2_train -device cuda`` with ``nnUNet_compile=t`` for a few iterations.
 
     benchmarks/gpu_check.sh        # on the GPU machine: installs the carried wheels, then runs this within 6 min
 
@@ -44,10 +49,13 @@ import torch
 
 NETWORKS = {"PlainConvUNet": "nnUNetPlannerPlainConvUNetM", "ResEncUNet": "nnUNetPlannerResEncM",
             "KiUNet": "nnUNetPlannerKiUNetM", "UIUNet": "nnUNetPlannerUIUNetM"}
+# the networks users compare against (the zoo part), each with its own M planner
+ZOO = {"MedNeXt": "nnUNetPlannerMedNeXtM", "SegResNet": "nnUNetPlannerSegResNetM",
+       "SwinUNETR": "nnUNetPlannerSwinUNETRM"}
 REFERENCES = ("PlainConvUNet", "ResEncUNet")
 DEFAULT_RECORD = "ismaseptem/comp0251:config/nnUNetPlans.json#3d_fullres"
 RECORD_2D = "ismaseptem/comp0251:config/nnUNetPlans.json#2d"
-PARTS = ("steps", "inference", "calibration", "compiled", "large", "train")
+PARTS = ("steps", "zoo", "inference", "calibration", "compiled", "large", "train")
 PRESET_GB = {"M": 8.0, "L": 24.0}
 FINGERPRINT_DATASET, TRAINING_DATASET = 901, 902
 # first-step losses of the compiled and eager step from the same weights: fp16 autocast rounds differently once
@@ -93,9 +101,10 @@ def planned_record(dataset_id: int, planner_name: str, gb: float):
     return record
 
 
-def nnunet_loss(record, compile: bool):
+def nnunet_loss(record, compile: bool, deep_supervision: bool = True):
     """nnUNetTrainer._build_loss for a label dataset without DDP: Dice + CE, deep-supervision weights halving per
-    scale with the lowest output unused, Dice compiled when the network is."""
+    scale with the lowest output unused (without deep supervision, as nnUNetTrainerNoDeepSupervision, the loss of
+    the one full-resolution output), Dice compiled when the network is."""
     import numpy as np
     from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
     from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
@@ -104,6 +113,8 @@ def nnunet_loss(record, compile: bool):
                           weight_dice=1, ignore_label=None, dice_class=MemoryEfficientSoftDiceLoss)
     if compile:
         loss.dc = torch.compile(loss.dc)
+    if not deep_supervision:
+        return lambda output, targets: loss(output, targets[0])
     weights = np.array([1 / 2 ** i for i in range(len(record.strides) - 1)])
     weights[-1] = 0
     return DeepSupervisionWrapper(loss, weights / weights.sum())
@@ -122,15 +133,19 @@ def training_batch(record, batch_size: int, device: str):
 
 def measure_steps(name: str, record, device: str, amp: bool, modes, repeats: int) -> list:
     """Eager and compiled training steps of one network from the same initial weights."""
+    from nnunet_archs.architectures.zoo import has_deep_supervision
     from nnunet_archs.profiling import TrainingStep
     from nnunet_archs.registry import get_variant
+    from nnunet_archs.training.gpu_memory import cuda_context, nvidia_smi_equivalent
     torch.manual_seed(0)
-    initial = record.build_variant(get_variant(name), deep_supervision=True)
+    variant = get_variant(name)
+    initial = record.build_variant(variant, deep_supervision=True)  # as the trainer builds it (Swin UNETR: without)
+    deep_supervision = has_deep_supervision(type(initial))
     x, targets = training_batch(record, record.batch_size, device)
     rows = []
     for compile in modes:
         net = copy.deepcopy(initial).to(device)
-        loss = nnunet_loss(record, compile)
+        loss = nnunet_loss(record, compile, deep_supervision)
         step = TrainingStep(net, amp=amp, compile=compile, loss=lambda output: loss(output, targets))
         row = {"network": name, "compile": compile, "step": step.describe(), "patch": record.patch_size,
                "batch": record.batch_size, "first_loss": float(step(x))}
@@ -151,9 +166,14 @@ def measure_steps(name: str, record, device: str, amp: bool, modes, repeats: int
             # everything the step holds: parameters, optimizer state, gradients, activations, workspaces
             row["peak_bytes"] = torch.cuda.max_memory_allocated()
             row["activation_bytes"] = row["peak_bytes"] - held_before
+            row["reserved_bytes"] = torch.cuda.max_memory_reserved()  # what the caching allocator took
+            context = cuda_context(torch.device(device))  # NVML (nnunet-archs[gpu]), or None with the reason
+            row["nvidia_smi_bytes"] = nvidia_smi_equivalent(row["reserved_bytes"], context["cuda_context_bytes"])
+            row["nvml_note"] = context["nvml_note"]
         else:  # no allocator peak on a CPU: autograd's saved bytes, parameters and optimizer state
             row["activation_bytes"] = step.activation_bytes(x)
             row["peak_bytes"] = row["activation_bytes"] + row["state_bytes"]
+            row["reserved_bytes"] = row["nvidia_smi_bytes"] = None
         rows.append(row)
         del net, step, loss
         gc.collect()
@@ -182,6 +202,9 @@ def check_and_relate(rows: list, gb: float) -> list:
         resenc = by_key.get(("ResEncUNet", row["compile"]))
         if resenc:
             row["peak_over_target_vs_ResEncUNet"] = row["peak_over_target"] / resenc["peak_over_target"]
+            for key in ("reserved_bytes", "nvidia_smi_bytes"):
+                if row.get(key) and resenc.get(key):
+                    row[f"{key}_vs_ResEncUNet"] = row[key] / resenc[key]
     return failures
 
 
@@ -248,6 +271,20 @@ def format_steps(rows: list, gb: float) -> str:
                      f"| {r['state_bytes'] / 2 ** 20:.0f} | {r['step_s']:.3f} | {ratio(r, 'step_x_PlainConvUNet')} "
                      f"| {ratio(r, 'step_x_ResEncUNet')} |")
     return "\n".join(lines)
+
+
+def format_zoo(rows: list, gb: float) -> str:
+    """Allocated, reserved and nvidia-smi equivalent peaks of each network's M plans, and their ratios to ResEnc's."""
+    def ratio(row, key):
+        return f"{row[key]:.2f}" if key in row else "-"
+    return markdown_table(
+        ["network", "patch", "#batch", "#allocated (GiB)", "#vs ResEnc", "#reserved (GiB)", "#vs ResEnc",
+         "#nvidia-smi equivalent (GiB)", "#vs ResEnc", f"#allocated / {gb:g} GB", "#step (s)"],
+        [[r["network"], "x".join(map(str, r["patch"])), r["batch"], gib(r["peak_bytes"]),
+          ratio(r, "peak_over_target_vs_ResEncUNet"), gib(r.get("reserved_bytes")),
+          ratio(r, "reserved_bytes_vs_ResEncUNet"), gib(r.get("nvidia_smi_bytes")),
+          ratio(r, "nvidia_smi_bytes_vs_ResEncUNet"), f"{r['peak_over_target']:.2f}", f"{r['step_s']:.3f}"]
+         for r in rows])
 
 
 def markdown_table(header: list, rows: list) -> str:
@@ -347,6 +384,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, default=Path("benchmark_output/gpu_validation.json"))
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
+    parser.add_argument("--zoo", nargs="+", default=list(ZOO), choices=list(ZOO), help="networks of the zoo part")
     parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS, help="in priority order")
     parser.add_argument("--budget-seconds", type=float, default=None, help="stop starting work after this many "
                         "seconds from the start (default: no limit)")
@@ -373,7 +411,7 @@ def main(argv=None) -> int:
     result = {"date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name() if device == "cuda" else
               f"{platform.machine()} CPU", "torch": torch.__version__, "cpu_smoke": smoke, "target_gb": targets,
               "fingerprint": {"record": record.id, "shape": fingerprint_shape, "spacing": record_spacing(record.id)},
-              "parts": list(args.parts), "steps": [], "large": [], "inference": [], "calibration": [],
+              "parts": list(args.parts), "steps": [], "zoo": [], "large": [], "inference": [], "calibration": [],
               "profile": None, "training": [], "skipped": budget.skipped, "failures": []}
     print(f"# GPU validation, {result['date']}, {result['device']}, torch {torch.__version__}; M preset "
           f"({targets['M']:g} GB) planned on a fingerprint of {record.id} (median image {fingerprint_shape}); work "
@@ -388,14 +426,23 @@ def main(argv=None) -> int:
     planned = {}
     if set(args.parts) - {"train"}:
         write_fingerprint(FINGERPRINT_DATASET, fingerprint_shape, result["fingerprint"]["spacing"])
+    planners = {**NETWORKS, **ZOO}
     for part in args.parts:
-        for name in args.networks if part in ("steps", "inference", "calibration", "compiled", "large") else []:
+        networks = args.networks if part in ("steps", "inference", "calibration", "compiled", "large") else []
+        if part == "zoo":  # ResEnc's step is the reference: measured here unless the steps part has it
+            resenc = [r for r in result["steps"] if r["network"] == "ResEncUNet"]
+            result["zoo"] += [dict(r) for r in resenc]
+            networks = ([] if resenc else ["ResEncUNet"]) + args.zoo
+        for name in networks:
             preset = "L" if part == "large" else "M"
             if (name, preset) not in planned:  # the M planner's name with the preset's letter
-                planned[(name, preset)] = planned_record(FINGERPRINT_DATASET, NETWORKS[name][:-1] + preset,
+                planned[(name, preset)] = planned_record(FINGERPRINT_DATASET, planners[name][:-1] + preset,
                                                          targets[preset])
             plans = planned[(name, preset)]
-            if part in ("steps", "compiled", "large"):
+            if part == "zoo":
+                result["zoo"] += budget.run(f"zoo {name}", lambda: measure_steps(name, plans, device, amp, (False,),
+                                                                                 args.repeats)) or []
+            elif part in ("steps", "compiled", "large"):
                 rows = budget.run(f"{part} {name}", lambda: measure_steps(name, plans, device, amp,
                                                                           (part == "compiled",), args.repeats))
                 result["large" if part == "large" else "steps"] += rows or []
@@ -420,8 +467,11 @@ def main(argv=None) -> int:
             save()
     result["failures"] += check_and_relate(result["steps"], targets["M"]) + check_and_relate(result["large"],
                                                                                               targets["L"])
+    result["failures"] += check_and_relate(result["zoo"], targets["M"])
     save()
     for title, rows, formatter in (("Steps at the M preset", result["steps"], lambda r: format_steps(r, targets["M"])),
+                                   ("The networks users compare against, M preset", result["zoo"],
+                                    lambda r: format_zoo(r, targets["M"])),
                                    ("Steps at the L preset", result["large"], lambda r: format_steps(r, targets["L"])),
                                    ("Inference per case", result["inference"], format_inference),
                                    ("Calibration at planning sizes", result["calibration"], format_calibration),

@@ -12,7 +12,13 @@ less than a step's peak in saved tensors (the checkpointed parts are recomputed 
 the peak of a whole training step instead (``fake_peak_step_bytes``, also on FakeTensors), against the ResEnc
 plan's peak counted the same way.
 
-    python benchmarks/planners.py [--presets M L XL] [--fingerprints isotropic anisotropic] [--amp]
+    python benchmarks/planners.py [--presets M L XL] [--fingerprints isotropic anisotropic] [--amp] [--zoo]
+
+With --zoo it plans the networks users compare against instead (MedNeXt, SegResNet, SwinUNETR, each in its own
+topology) beside the ResEnc and PlainConvUNet presets, for the 3d_fullres and 2d configurations, and adds each
+row's estimate per counted byte relative to PlainConvUNet's, and relative to ResEnc's divided by the factor the
+planner uses (``memory.ESTIMATE_PER_BYTE``, from the network's shipped calibration): 1 where the planner's memory
+model is exact at the planned patch.
 
 With --agreement it prints instead what nnU-Net's own planners and ``-pl nnUNetPlannerCustom`` plan for the same
 network on the same fingerprints (2d and 3d_fullres patch and batch): ResidualEncoderUNet against the ResEnc
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pydoc
 import tempfile
 import time
 from pathlib import Path
@@ -39,12 +46,16 @@ from nnunetv2.experiment_planning.plan_and_preprocess_api import (extract_finger
                                                                   plan_experiment_dataset)
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans  # noqa: E402
 
+from nnunet_archs.architectures.zoo import has_deep_supervision  # noqa: E402
 from nnunet_archs.planning.lookup import find_planner  # noqa: E402
 from nnunet_archs.datasets import write_synthetic_dataset  # noqa: E402
 from nnunet_archs.planning.memory import RESENC_PRESETS  # noqa: E402
 from nnunet_archs.profiling import fake_peak_step_bytes, fake_saved_activation_bytes  # noqa: E402
 
-FINGERPRINTS = {"isotropic": ([256, 256, 256], [1.0, 1.0, 1.0]), "anisotropic": ([96, 384, 384], [2.5, 0.8, 0.8])}
+FINGERPRINTS = {"isotropic": ([256, 256, 256], [1.0, 1.0, 1.0]), "anisotropic": ([96, 384, 384], [2.5, 0.8, 0.8]),
+                # the fingerprint gpu_validation.py plans on: the public ismaseptem/comp0251 plans' 3d_fullres patch
+                # (a built-in configuration) as the median image, at its spacing
+                "comp0251": ([40, 224, 224], [0.5, 0.140625, 0.140625])}
 
 
 def make_dataset(dataset_id: int, shape, spacing) -> None:
@@ -61,10 +72,12 @@ def make_dataset(dataset_id: int, shape, spacing) -> None:
 def activation_bytes_per_sample(architecture: dict, patch, autocast_dtype, peak: bool = False) -> tuple:
     """(saved-activation bytes of one sample at ``patch``, or with ``peak`` a training step's peak bytes, the
     network's estimate)"""
+    deep_supervision = has_deep_supervision(pydoc.locate(architecture["network_class_name"]))  # as it trains
+
     def build():
         return get_network_from_plans(architecture["network_class_name"], architecture["arch_kwargs"],
                                       architecture["_kw_requires_import"], 1, 3, allow_init=False,
-                                      deep_supervision=True)
+                                      deep_supervision=deep_supervision)
     with torch.device("meta"):
         estimate = float(build().compute_conv_feature_map_size(patch))
     count = fake_peak_step_bytes if peak else fake_saved_activation_bytes
@@ -98,13 +111,54 @@ def agreement(presets, fingerprints) -> None:
                       f"{'yes' if theirs == ours else 'no'} |", flush=True)
 
 
+ZOO_PLANNERS = ("nnUNetPlannerResEnc", "nnUNetPlannerPlainConvUNet", "nnUNetPlannerMedNeXt", "nnUNetPlannerSegResNet",
+                "nnUNetPlannerSwinUNETR")
+
+
+def zoo(presets, fingerprints, autocast_dtype) -> None:
+    """The zoo networks' planned configurations: memory against the target and ResEnc's, and the estimate per
+    counted byte against PlainConvUNet's next to the calibrated factor's."""
+    from nnunet_archs.planning.memory import ESTIMATE_PER_BYTE
+    print("| fingerprint | preset | configuration | planner | patch | batch | estimate/sample (M) | activations (GB) "
+          "| activations/target | vs ResEnc | estimate/byte vs PlainConvUNet | vs ResEnc / planner's factor |")
+    print("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for dataset_id, fingerprint in enumerate(fingerprints, start=601):
+        make_dataset(dataset_id, *FINGERPRINTS[fingerprint])
+        for preset in presets:
+            gb = RESENC_PRESETS[preset][0]
+            plans = {}
+            for stem in ZOO_PLANNERS:
+                with torch.device("meta"):
+                    plans[stem], _ = plan_experiment_dataset(dataset_id, find_planner(stem + preset), gb,
+                                                             overwrite_plans_name=f"zoo_{stem}_{preset}")
+            for name in ("3d_fullres", "2d"):
+                reference = {}  # "ResEnc" -> (activations/target, estimate per byte), "plain" -> estimate per byte
+                for stem in ZOO_PLANNERS:
+                    configuration = plans[stem]["configurations"][name]
+                    patch, batch = list(configuration["patch_size"]), configuration["batch_size"]
+                    per_sample, estimate = activation_bytes_per_sample(configuration["architecture"], patch,
+                                                                       autocast_dtype)
+                    ratio, per_byte = per_sample * batch / (gb * 2 ** 30), estimate / per_sample
+                    reference.setdefault("ResEnc", (ratio, per_byte))
+                    if stem == "nnUNetPlannerPlainConvUNet":
+                        reference["plain"] = per_byte
+                    vs_plain = f"{per_byte / reference['plain']:.2f}" if "plain" in reference else "-"
+                    factor = ESTIMATE_PER_BYTE[configuration["architecture"]["network_class_name"]]
+                    print(f"| {fingerprint} | {preset} ({gb} GB) | {name} | {stem}{preset} | "
+                          f"{'x'.join(map(str, patch))} | {batch} | {estimate / 1e6:.0f} "
+                          f"| {per_sample * batch / 2 ** 30:.1f} | {ratio:.2f} | {ratio / reference['ResEnc'][0]:.2f} "
+                          f"| {vs_plain} | {per_byte / reference['ResEnc'][1] / factor:.2f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=list(RESENC_PRESETS), choices=list(RESENC_PRESETS))
-    parser.add_argument("--fingerprints", nargs="+", default=list(FINGERPRINTS), choices=list(FINGERPRINTS))
+    parser.add_argument("--fingerprints", nargs="+", default=["isotropic", "anisotropic"], choices=list(FINGERPRINTS))
     parser.add_argument("--amp", action="store_true", help="count under bf16 autocast (nnU-Net trains under fp16 "
                                                            "autocast on CUDA)")
     parser.add_argument("--agreement", action="store_true", help="compare nnU-Net's planners with nnUNetPlannerCustom")
+    parser.add_argument("--zoo", action="store_true", help="the MONAI networks' planners (MedNeXt, SegResNet, "
+                        "SwinUNETR) beside ResEnc's and PlainConvUNet's, 3d_fullres and 2d")
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.agreement:
@@ -113,6 +167,9 @@ def main() -> None:
     autocast_dtype = torch.bfloat16 if args.amp else None
     print(f"# {time.strftime('%Y-%m-%d')}, torch {torch.__version__}, saved-activation bytes counted on FakeTensors, "
           f"{'bf16 autocast' if args.amp else 'fp32'}\n")
+    if args.zoo:
+        zoo(args.presets, args.fingerprints, autocast_dtype)
+        return
     print("| fingerprint | preset | planner | patch | batch | estimate/sample (M) | counted | activations (GB) "
           "| activations/target | vs ResEnc |")
     print("|---|---|---|---|---:|---:|---|---:|---:|---:|")

@@ -255,7 +255,8 @@ class Calibration:
 def calibrate(variant: ArchitectureVariant, records: Sequence[PlansRecord], bottlenecks: Sequence[int] = (2, 4),
               precision: str = "autocast", device: str = "cpu", progress=None) -> Calibration:
     """Measure ``variant`` and ResidualEncoderUNet at every record's topology with ``bottlenecks`` voxels per
-    axis at the lowest resolution (e.g. 64x64x64 and 128x128x128 for five stride-2 stages), and fit."""
+    axis at the lowest resolution (e.g. 64x64x64 and 128x128x128 for five stride-2 stages; rounded up to what a
+    network with a down-sampling of its own accepts), and fit."""
     require_device(device, "--device")
     autocast_dtype(precision, device)
     if any(b < 1 for b in bottlenecks):
@@ -263,8 +264,9 @@ def calibrate(variant: ArchitectureVariant, records: Sequence[PlansRecord], bott
     points = []
     for record in records:
         for bottleneck in bottlenecks:
+            patch = record.shared_patch([variant], record.reduced_patch(bottleneck))
             try:
-                points.append(measure(variant, record, record.reduced_patch(bottleneck), precision, device))
+                points.append(measure(variant, record, patch, precision, device))
             except UserError:
                 raise
             except ValueError as error:  # the network refused nnU-Net's keywords or the patch: the user's to fix

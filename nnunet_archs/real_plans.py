@@ -2,15 +2,18 @@
 means to build any network class from them exactly as nnU-Net does (``get_network_from_plans``)."""
 from __future__ import annotations
 
+import dataclasses
 import json
+import pydoc
 from dataclasses import dataclass
 from importlib import resources
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from torch import nn
 
+from nnunet_archs.architectures.zoo import common_step, divisor, fit_patch, has_deep_supervision
 from nnunet_archs.errors import UserError
 from nnunet_archs.registry import ArchitectureVariant
 
@@ -58,6 +61,19 @@ class PlansRecord:
         """The smallest patch this topology accepts whose bottleneck is ``bottleneck`` voxels along each axis."""
         return [int(p) * bottleneck for p in np.prod(np.array(self.strides), axis=0)]
 
+    def shared_patch(self, variants: Sequence[ArchitectureVariant], patch: Sequence[int]) -> List[int]:
+        """``patch`` rounded up to what this topology and every variant built from it accept (a network with a
+        down-sampling of its own, such as Swin UNETR's 5 halvings, may need larger multiples)."""
+        topologies = [v.arch_kwargs(self.network_class_name, self.arch_kwargs) for v in variants]
+        return [-(-int(p) // d) * d for p, d in zip(patch, common_step(self.arch_kwargs, *topologies))]
+
+    def for_variant(self, variant: ArchitectureVariant) -> "PlansRecord":
+        """This configuration as ``variant`` is built from it: its class, and its topology where it has one of its
+        own (``zoo.network_topology``), with the patch rounded up to fit it."""
+        arch_kwargs = variant.arch_kwargs(self.network_class_name, self.arch_kwargs)
+        return dataclasses.replace(self, id=self.id, network_class_name=variant.class_path, arch_kwargs=arch_kwargs,
+                                   patch_size=fit_patch(divisor(arch_kwargs), self.patch_size, up=True))
+
     def build(self, network_class_name: Optional[str] = None, deep_supervision: bool = False) -> nn.Module:
         """The network nnU-Net would build from this plans entry, optionally with another class swapped in
         (Residual-Encoder kwargs are converted for classes that take PlainConvUNet's keywords)."""
@@ -66,10 +82,14 @@ class PlansRecord:
 
     def build_variant(self, variant: ArchitectureVariant, deep_supervision: bool = False,
                       initialize: bool = True) -> nn.Module:
+        """``variant`` as ``get_network_from_plans`` builds it from this entry; ``deep_supervision`` as nnU-Net's
+        trainer asks for it: a network trained without (Swin UNETR) is built without."""
+        network_class = pydoc.locate(variant.class_path)
         return get_network_from_plans(variant.class_path,
                                       variant.arch_kwargs(self.network_class_name, self.arch_kwargs),
                                       self.kw_requires_import, self.num_input_channels, self.num_classes,
-                                      allow_init=initialize, deep_supervision=deep_supervision)
+                                      allow_init=initialize,
+                                      deep_supervision=deep_supervision and has_deep_supervision(network_class))
 
 
 def load_records() -> List[PlansRecord]:

@@ -8,7 +8,9 @@ from typing import Dict
 
 from nnunet_archs.architectures.config import (plain_kwargs_from_plans, resenc_kwargs_from_plans,
                                                takes_residual_blocks)
+from nnunet_archs.architectures.zoo import has_deep_supervision, network_topology
 from nnunet_archs.errors import UserError
+from nnunet_archs.training.environment import seeded_trainer_name
 
 
 @dataclass(frozen=True)
@@ -22,9 +24,11 @@ class ArchitectureVariant:
     feature_scale: float = 1.0
 
     def arch_kwargs(self, plans_class_path: str, plans_arch_kwargs: dict) -> dict:
-        """The ``arch_kwargs`` for this variant, derived from a plans entry made for ``plans_class_path``."""
+        """The ``arch_kwargs`` for this variant, derived from a plans entry made for ``plans_class_path`` (for a
+        network with a topology of its own, MedNeXt's, SegResNetDS's or SwinUNETR's, in that topology)."""
         kwargs = dict(plans_arch_kwargs)
-        if takes_residual_blocks(pydoc.locate(self.class_path)):
+        network_class = pydoc.locate(self.class_path)
+        if takes_residual_blocks(network_class):
             kwargs = resenc_kwargs_from_plans(kwargs)
         elif self.class_path != plans_class_path:
             kwargs = plain_kwargs_from_plans(kwargs)
@@ -32,13 +36,16 @@ class ArchitectureVariant:
             kwargs["features_per_stage"] = [max(1, round(f * self.feature_scale))
                                             for f in kwargs["features_per_stage"]]
         kwargs.update(self.kwargs)
-        return kwargs
+        return network_topology(network_class, kwargs)
 
 
 PLAIN_UNET = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
 RESENC_UNET = "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet"
 KIUNET = "nnunet_archs.architectures.kiunet.DynamicKiUNet"
 UIUNET = "nnunet_archs.architectures.uiunet.DynamicUIUNet3D"
+MEDNEXT = "nnunet_archs.architectures.mednext.DynamicMedNeXt"
+SEGRESNET = "nnunet_archs.architectures.segresnet.DynamicSegResNetDS"
+SWINUNETR = "nnunet_archs.architectures.swinunetr.DynamicSwinUNETR"
 
 VARIANTS: Dict[str, ArchitectureVariant] = {v.name: v for v in [
     ArchitectureVariant("PlainConvUNet", PLAIN_UNET, "nnU-Net's default U-Net (reference)"),
@@ -72,6 +79,18 @@ VARIANTS: Dict[str, ArchitectureVariant] = {v.name: v for v in [
     ArchitectureVariant("UIUNet-checkpoint", UIUNET, "DynamicUIUNet3D recomputing every stage in backward "
                         "(activation checkpointing: less memory, larger planned patches, more step time)",
                         {"checkpoint": "stages"}),
+    # the networks nnU-Net Revisited (Isensee et al., MICCAI 2024) compared against, from MONAI (needs monai>=1.5)
+    ArchitectureVariant("MedNeXt", MEDNEXT, "MedNeXt-L k3 (Roy et al. 2023; MONAI's blocks), as nnU-Net Revisited "
+                        "benchmarked it: up to 5 stages, each halving every axis"),
+    ArchitectureVariant("MedNeXt-S", MEDNEXT, "MedNeXt-S k3 (expansion 2, 2 blocks per stage)", {"size": "S"}),
+    ArchitectureVariant("MedNeXt-B", MEDNEXT, "MedNeXt-B k3 (expansion 2-4, 2 blocks per stage)", {"size": "B"}),
+    ArchitectureVariant("MedNeXt-M", MEDNEXT, "MedNeXt-M k3 (expansion 2-4, 3-4 blocks per stage)", {"size": "M"}),
+    ArchitectureVariant("MedNeXt-k5", MEDNEXT, "MedNeXt-L k5, trained from scratch (the paper's UpKern "
+                        "initialisation from k3 is not done)", {"kernel_size": 5}),
+    ArchitectureVariant("SegResNet", SEGRESNET, "SegResNetDS (Myronenko 2018; MONAI Auto3DSeg's): residual "
+                        "encoder 1,2,2,4,4 blocks, per-axis strides, a deep-supervision head per decoder level"),
+    ArchitectureVariant("SwinUNETR", SWINUNETR, "Swin UNETR (Hatamizadeh et al. 2022; MONAI's), feature size 48: "
+                        "5 fixed halvings, no deep supervision (trains with nnUNetTrainerNoDeepSupervision)"),
 ]}
 
 
@@ -79,3 +98,12 @@ def get_variant(name: str) -> ArchitectureVariant:
     if name not in VARIANTS:
         raise UserError(f"unknown architecture {name!r}; choose from {sorted(VARIANTS)}")
     return VARIANTS[name]
+
+
+def study_trainer_name(architecture: str, seed: int) -> str:
+    """The trainer a study trains ``architecture`` (a registry name or an import path) with for training seed
+    ``seed``: ``nnUNetTrainerBudget_seed<S>``, or for a network trained without deep supervision (Swin UNETR)
+    ``nnUNetTrainerBudgetNoDeepSupervision_seed<S>``, whose loss takes the single output it returns. A class that
+    cannot be imported here (a finished study read elsewhere) is taken to train with it, as nnU-Net's default."""
+    network_class = pydoc.locate(VARIANTS[architecture].class_path if architecture in VARIANTS else architecture)
+    return seeded_trainer_name(seed, network_class is None or has_deep_supervision(network_class))

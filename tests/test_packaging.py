@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
@@ -74,3 +75,16 @@ def test_pip_resolves_the_repository_against_another_supported_torch(tmp_path):
     assert resolved["monai"] < Version("1.6")  # monai 1.6 needs torch >= 2.8; our range allows an older one
     assert f"Obtaining dependency information from torch {OTHER_TORCH}" in result.stdout  # metadata only
     assert "Downloading torch-" not in result.stdout
+
+
+def test_the_zoo_extra_asks_for_the_monai_the_zoo_networks_need():
+    """The [zoo] extra's floor is the release below which MedNeXt and SwinUNETR refuse to build (zoo.MONAI_MINIMUM),
+    while the base requirement stays at the MONAI that accepts nnU-Net's oldest torch."""
+    import tomllib
+
+    from nnunet_archs.architectures.zoo import MONAI_MINIMUM
+    project = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["project"]
+    zoo, = project["optional-dependencies"]["zoo"]
+    assert Requirement(zoo).specifier == SpecifierSet(f">={'.'.join(map(str, MONAI_MINIMUM))}")
+    base = next(Requirement(r) for r in project["dependencies"] if canonicalize_name(Requirement(r).name) == "monai")
+    assert base.specifier.contains("1.3.2")

@@ -145,7 +145,7 @@ def profile(args: argparse.Namespace) -> None:
     from nnunet_archs.real_plans import ANISOTROPIC_3D, find_record
     record, = plans_records(args.plans, args.configuration, [args.builtin] if args.builtin else [],
                             lambda: [find_record(ANISOTROPIC_3D)])
-    patch = default_patch(record, args.device, args.patch)
+    patch = default_patch(record, args.device, args.patch, args.architectures or DEFAULT_ARCHITECTURES)
     if args.batch_size is not None:
         batch = args.batch_size
     else:
@@ -192,6 +192,8 @@ def list_everything(args: argparse.Namespace) -> None:
     for name, spec in TRAINERS.items():
         print(f"  {name:<20} {spec.description}")
     print("  nnUNetTrainerBudget   nnUNetTrainer whose schedule the variables below can shorten")
+    print("  nnUNetTrainerBudgetNoDeepSupervision  the same without the deep-supervision loss (SwinUNETR; compare "
+          "picks it)")
     print("Variables our trainers read:")
     for name, effect in VARIABLES.items():
         print(f"  {name:<28} {effect}")

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from nnunet_archs.architectures.zoo import divisor, fit_patch
 from nnunet_archs.errors import UserError
 from nnunet_archs.profiling import (AUTOCAST_DTYPES, TrainingStep, describe_step, nnunet_step_mode, profile_networks,
                                     require_device)
@@ -54,8 +55,9 @@ def sweep_memory(record: PlansRecord, architectures: Sequence[str], bottlenecks:
     """Estimate and measured activation memory of one sample at growing patches of the same topology, with the
     main table's precision but eager (compiling once per patch would cost minutes per point)."""
     sweep: Dict[str, List[dict]] = {name: [] for name in architectures}
+    variants = [get_variant(name) for name in architectures]
     for bottleneck in bottlenecks:
-        patch = record.reduced_patch(bottleneck)
+        patch = record.shared_patch(variants, record.reduced_patch(bottleneck))
         x = torch.randn(1, record.num_input_channels, *patch, device=device)
         for name in architectures:
             net = record.build_variant(get_variant(name), deep_supervision=True).to(device)
@@ -79,9 +81,12 @@ def run_profile(record: PlansRecord, architectures: Sequence[str], patch: List[i
             raise UserError(f"{flag} must be >= 1, got {value}")
     if any(b < 1 for b in sweep_bottlenecks):
         raise UserError(f"--sweep bottleneck sizes must be >= 1, got {list(sweep_bottlenecks)}")
-    for name in architectures:
-        get_variant(name)
     record.check_patch(patch)
+    for name in architectures:
+        step = divisor(get_variant(name).arch_kwargs(record.network_class_name, record.arch_kwargs))
+        if any(p % d for p, d in zip(patch, step)):
+            raise UserError(f"--patch {patch}: {name} needs a multiple of {step} along each axis (its own "
+                            f"down-sampling), e.g. --patch {' '.join(map(str, fit_patch(step, patch, up=True)))}")
     mode = nnunet_step_mode(device, amp, compile)
     with tqdm(total=1 + len(architectures) * len(sweep_bottlenecks), desc="profiling", unit="step") as progress:
         builders = {name: (lambda v=get_variant(name): record.build_variant(v, deep_supervision=True))
@@ -156,9 +161,12 @@ def write_outputs(result: ProfileResult, output: Path) -> Dict[str, Path]:
     return paths
 
 
-def default_patch(record: PlansRecord, device: str, patch: Optional[List[int]]) -> List[int]:
+def default_patch(record: PlansRecord, device: str, patch: Optional[List[int]],
+                  architectures: Sequence[str] = ()) -> List[int]:
     """The planned patch on a GPU; on a CPU, unless given, the smallest patch of the planned topology whose
-    bottleneck is 2 voxels per axis (a planned 3D patch takes minutes per step on a CPU)."""
+    bottleneck is 2 voxels per axis (a planned 3D patch takes minutes per step on a CPU); rounded up to what every
+    architecture accepts (Swin UNETR, for one, needs multiples of 32)."""
     if patch:
         return patch
-    return list(record.patch_size) if device.startswith("cuda") else record.reduced_patch(2)
+    default = list(record.patch_size) if device.startswith("cuda") else record.reduced_patch(2)
+    return record.shared_patch([get_variant(name) for name in architectures], default)

@@ -3,12 +3,14 @@ what it returns (pass, warn or fail, the reason, and what to change)."""
 from __future__ import annotations
 
 import enum
+import pydoc
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 from torch import nn
 
+from nnunet_archs.architectures.zoo import has_deep_supervision
 from nnunet_archs.contract.cases import NetworkCase
 from nnunet_archs.real_plans import PlansRecord
 from nnunet_archs.registry import ArchitectureVariant
@@ -44,6 +46,12 @@ class Subject:
     cases: List[NetworkCase]
     memory_records: List[PlansRecord]  # real configurations, where the memory estimate is compared
     _networks: Dict[str, nn.Module] = field(default_factory=dict)
+
+    @property
+    def deep_supervision(self) -> bool:
+        """Whether the network trains with nnU-Net's deep supervision (all but those trained without it, such as
+        Swin UNETR, which ``network`` then builds without)."""
+        return has_deep_supervision(pydoc.locate(self.variant.class_path))
 
     def network(self, case: NetworkCase) -> nn.Module:
         if case.name not in self._networks:

@@ -4,6 +4,7 @@ tests use (``unet_kwargs``)."""
 from __future__ import annotations
 
 import dataclasses
+import pydoc
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from nnunet_archs.architectures.zoo import divisor, fit_patch
 from nnunet_archs.real_plans import PlansRecord, showcase_records
 from nnunet_archs.registry import PLAIN_UNET, ArchitectureVariant
 
@@ -100,6 +102,14 @@ class NetworkCase:
 
     def expected_output_sizes(self) -> List[List[int]]:
         return expected_output_sizes(self.record.arch_kwargs, self.patch)
+
+    def for_variant(self, variant: ArchitectureVariant) -> "NetworkCase":
+        """This configuration as our planners plan it for ``variant``: a network with a down-sampling of its own
+        (MedNeXt, SegResNetDS, Swin UNETR; ``zoo.network_topology``) gets its topology and a patch it accepts."""
+        if not hasattr(pydoc.locate(variant.class_path), "plans_topology"):
+            return self
+        record = self.record.for_variant(variant)
+        return NetworkCase(self.name, record, tuple(fit_patch(divisor(record.arch_kwargs), self.patch, up=True)))
 
 
 def plans_cases(records: Optional[Sequence[PlansRecord]] = None) -> List[NetworkCase]:

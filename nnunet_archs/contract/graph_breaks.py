@@ -34,7 +34,7 @@ def _explain(subject: Subject, case: NetworkCase, deep_supervision: bool) -> Che
         return CheckResult(NAME, Status.FAIL, f"{describe(case)}: dynamo could not trace forward: "
                            f"{type(error).__name__}: {str(error).splitlines()[0][:200]}", FIX)
     finally:
-        if not deep_supervision:
+        if not deep_supervision and subject.deep_supervision:
             net.decoder.deep_supervision = True
         torch._dynamo.reset()
     if explanation.graph_break_count == 0:
@@ -49,6 +49,10 @@ def _explain(subject: Subject, case: NetworkCase, deep_supervision: bool) -> Che
 def check_graph_breaks(subject: Subject) -> CheckResult:
     cases = _smallest_per_dimensionality(subject.cases)
     switchable = hasattr(getattr(subject.network(cases[-1]), "decoder", None), "deep_supervision")
+    if not subject.deep_supervision:  # trained without it (Swin UNETR): the one forward there is
+        runs = [(case, False) for case in cases]
+        return worst(NAME, (_explain(subject, case, ds) for case, ds in runs), "torch._dynamo.explain, no graph "
+                     "break: " + ", ".join(f"{case.dim}D (no deep supervision)" for case, _ in runs))
     runs = [(case, i == 0 or not switchable) for i, case in enumerate(cases)]
     if len(cases) == 1 and switchable:
         runs.append((cases[0], False))

@@ -55,7 +55,7 @@ def run_contract(variant: ArchitectureVariant, cases: Sequence[NetworkCase], mem
     unknown = sorted(set(names) - set(CHECKS))
     if unknown:
         raise UserError(f"unknown checks {unknown}; choose from {list(CHECKS)}")
-    subject = Subject(variant, list(cases), list(memory_records))
+    subject = Subject(variant, [case.for_variant(variant) for case in cases], list(memory_records))
     built = _builds(subject)
     yield built
     for name in names:

@@ -11,12 +11,14 @@ scale. Networks are built on PyTorch's meta device: nothing is allocated or comp
 from __future__ import annotations
 
 import json
+import pydoc
 from pathlib import Path
 from typing import Dict, List, Sequence
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from nnunet_archs.architectures.zoo import has_deep_supervision
 from nnunet_archs.calibration import Calibration
 from nnunet_archs.errors import UserError
 from nnunet_archs.planning.memory import ESTIMATE_PER_BYTE, estimated_gigabytes, nearest_preset
@@ -32,7 +34,8 @@ def plan_costs(plans: dict, configuration: str, num_input_channels: int, num_cla
     with torch.device("meta"):
         net = get_network_from_plans(architecture["network_class_name"], architecture["arch_kwargs"],
                                      architecture["_kw_requires_import"], num_input_channels, num_classes,
-                                     allow_init=False, deep_supervision=True)
+                                     allow_init=False, deep_supervision=has_deep_supervision(
+                                         pydoc.locate(architecture["network_class_name"])))
         x = torch.empty(1, num_input_channels, *patch)
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():

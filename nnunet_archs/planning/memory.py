@@ -12,13 +12,16 @@ holds the memory ResEnc's does at the same target.
 """
 from __future__ import annotations
 
+import json
 import math
+from importlib import resources
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 
 from nnunet_archs.errors import UserError
-from nnunet_archs.registry import KIUNET, PLAIN_UNET, RESENC_UNET, UIUNET, ArchitectureVariant
+from nnunet_archs.registry import (KIUNET, MEDNEXT, PLAIN_UNET, RESENC_UNET, SEGRESNET, SWINUNETR, UIUNET,
+                                   ArchitectureVariant)
 
 # ResEnc presets (nnunetv2 2.8.1, residual_encoder_unet_planners.py): GPU memory in GB, 3D and 2D reference values
 RESENC_PRESETS: Dict[str, Tuple[float, float, float]] = {
@@ -29,11 +32,23 @@ RESENC_PRESETS: Dict[str, Tuple[float, float, float]] = {
 # the batch the reference values are for, per dimensionality (ExperimentPlanner.UNet_reference_val_corresp_bs_2d/3d)
 REFERENCE_BATCH = {2: 12, 3: 2}
 
+# the networks from MONAI: the calibration file shipped for each (nnunet_archs/data/calibrations, written by
+# nnunet-archs calibrate NAME --precision autocast, the precision nnU-Net trains in; BENCHMARKS.md section 10)
+SHIPPED_CALIBRATIONS = {MEDNEXT: "MedNeXt", SEGRESNET: "SegResNet", SWINUNETR: "SwinUNETR"}
+
+
+def shipped_estimate_per_byte(name: str) -> float:
+    text = resources.files("nnunet_archs").joinpath(f"data/calibrations/{name}.json").read_text()
+    return float(json.loads(text)["fit"]["estimate_per_byte"])
+
+
 # network class -> its estimate per saved byte relative to ResidualEncoderUNet's (measured, benchmarks/planners.py;
-# KiU-Net's under autocast at planned sizes: 1.15-1.22 at every preset, BENCHMARKS.md section 2; the others in
-# fp32). PlainConvUNet is planned on the same budgets as the baseline of a same-memory study. Any other class gets
-# its value from a calibration file (nnunet-archs calibrate, planning/custom.py).
-ESTIMATE_PER_BYTE: Dict[str, float] = {KIUNET: 1.19, UIUNET: 1.08, PLAIN_UNET: 1.00, RESENC_UNET: 1.00}
+# KiU-Net's under autocast at planned sizes: 1.15-1.22 at every preset, BENCHMARKS.md section 2; UIU-Net and
+# PlainConvUNet in fp32; the MONAI networks' from their shipped calibrations). PlainConvUNet is planned on the same
+# budgets as the baseline of a same-memory study. Any other class gets its value from a calibration file (nnunet-archs
+# calibrate, planning/custom.py).
+ESTIMATE_PER_BYTE: Dict[str, float] = {KIUNET: 1.19, UIUNET: 1.08, PLAIN_UNET: 1.00, RESENC_UNET: 1.00,
+                                       **{c: shipped_estimate_per_byte(n) for c, n in SHIPPED_CALIBRATIONS.items()}}
 
 # the trainers warn when the swapped-in net needs this much more activation memory than the net the plans were
 # sized for

@@ -1,4 +1,4 @@
-"""Memory-aware experiment planners for KiU-Net and UIU-Net, sized like nnU-Net's Residual-Encoder presets.
+"""Memory-aware experiment planners for every registry network, sized like nnU-Net's Residual-Encoder presets.
 
 nnU-Net's planner shrinks the patch until the network's ``compute_conv_feature_map_size`` fits a reference
 value scaled to the GPU target, then spends the remaining headroom on the batch size. Planning with the net
@@ -15,6 +15,11 @@ uses 1.19 (with 1.00 half of its plans used up to a fifth less memory than ResEn
 So each preset reuses the ResEnc preset's reference values (M 8 GB, L 24 GB, XL 40 GB) multiplied by our
 estimate-per-byte relative to ResidualEncoderUNet's (``memory``, where the numbers and the arithmetic live): the
 planned configuration then takes the same measured activation memory as the ResEnc preset's at the same target.
+
+The networks from MONAI (MedNeXt, SegResNetDS, Swin UNETR) down-sample as their authors built them: every
+candidate patch of nnU-Net's shrinking loop is estimated, and the plans are written, in the network's own topology
+(``zoo.network_topology``: strides, stage count and widths) with the patch rounded down to what it accepts; their
+estimate per byte comes from the calibration shipped for each (``memory.SHIPPED_CALIBRATIONS``).
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ import json
 import pydoc
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 
+import numpy as np
 import torch
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
 from nnunetv2.experiment_planning.experiment_planners.residual_unets.residual_encoder_unet_planners import \
@@ -29,8 +35,10 @@ from nnunetv2.experiment_planning.experiment_planners.residual_unets.residual_en
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
 from nnunet_archs.architectures.config import takes_residual_blocks
+from nnunet_archs.architectures.zoo import divisor, fit_patch, network_topology, smallest_patch
 from nnunet_archs.planning.identifiers import data_identifier
-from nnunet_archs.planning.memory import ESTIMATE_PER_BYTE, RESENC_PRESETS, batch_within, reference_value
+from nnunet_archs.planning.memory import (ESTIMATE_PER_BYTE, RESENC_PRESETS, batch_within, estimated_gigabytes,
+                                          reference_value)
 from nnunet_archs.registry import RESENC_UNET, VARIANTS, ArchitectureVariant
 
 # nnU-Net's planner widths, which a variant's feature_scale scales
@@ -76,11 +84,44 @@ class ArchitecturePresetPlanner(ExperimentPlanner):
         self.UNet_max_features_2d = max(1, round(MAX_FEATURES_2D * scale))
         self.UNet_max_features_3d = max(1, round(MAX_FEATURES_3D * scale))
         self.max_dataset_covered = 1  # as the ResEnc presets: no 5 % batch cap
+        self._warned: set = set()  # patches already said to exceed the target
+        self._estimates: Dict[tuple, float] = {}  # (network, patch) -> estimate
 
     def static_estimate_VRAM_usage(self, patch_size, input_channels, output_channels, arch_class_name, arch_kwargs,
                                    arch_kwargs_req_import):
-        # nnU-Net calls this hook through self; the variant's own options change what the network holds
-        arch_kwargs = {**arch_kwargs, **self.variant.kwargs}
+        # nnU-Net calls this hook through self, with its U-Net's topology for the candidate patch: the variant's own
+        # options change what the network holds, and a network with a down-sampling of its own is estimated as it
+        # will be planned (``_network_plan``). Where that is already its smallest patch, the estimate is capped so
+        # that nnU-Net's shrinking loop ends (it knows no smallest patch), and the batch is decided afterwards
+        patch, arch_kwargs = self._network_plan(patch_size, arch_kwargs)
+        estimate = self._estimate(patch, input_channels, output_channels, arch_class_name, arch_kwargs,
+                                  arch_kwargs_req_import)
+        if self._has_own_topology and np.prod(patch) <= np.prod(smallest_patch(arch_kwargs)):
+            batch = self.UNet_reference_val_corresp_bs_2d if len(patch) == 2 else self.UNet_reference_val_corresp_bs_3d
+            return min(estimate, self._reference(len(patch)) * batch / self.UNet_min_batch_size)
+        return estimate
+
+    @property
+    def _has_own_topology(self) -> bool:
+        return hasattr(self.UNet_class, "plans_topology")
+
+    def _network_plan(self, patch_size, arch_kwargs: dict) -> Tuple[List[int], dict]:
+        """nnU-Net's candidate patch and keywords as this planner plans them: the variant's options, and for a
+        network with a down-sampling of its own (MedNeXt, SegResNetDS, Swin UNETR) its topology, with the patch
+        rounded down to what it accepts."""
+        kwargs = {**arch_kwargs, **self.variant.kwargs}
+        if not self._has_own_topology:
+            return list(patch_size), kwargs
+        kwargs = network_topology(self.UNet_class, kwargs)
+        return fit_patch(divisor(kwargs), patch_size), kwargs
+
+    def _reference(self, dim: int) -> float:
+        """The estimate of ``REFERENCE_BATCH[dim]`` samples that fills the memory target."""
+        reference = self.UNet_reference_val_2d if dim == 2 else self.UNet_reference_val_3d
+        return reference * self.UNet_vram_target_GB / self.UNet_reference_val_corresp_GB
+
+    def _estimate(self, patch_size, input_channels, output_channels, arch_class_name, arch_kwargs,
+                  arch_kwargs_req_import) -> float:
         if self.memory_model is not None:
             return self.memory_model(patch_size, arch_kwargs)
         network = (input_channels, output_channels, arch_class_name, arch_kwargs, list(arch_kwargs_req_import))
@@ -93,15 +134,22 @@ class ArchitecturePresetPlanner(ExperimentPlanner):
                 self._estimate_network = (key, get_network_from_plans(arch_class_name, arch_kwargs,
                                                                       arch_kwargs_req_import, input_channels,
                                                                       output_channels, allow_init=False))
-        return self._estimate_network[1].compute_conv_feature_map_size(patch_size)
+        # a network with a topology of its own often meets the same patch again (nnU-Net's candidates round down to
+        # it), and counting its forward on the meta device takes a tenth of a second or more
+        patch = tuple(int(p) for p in patch_size)
+        if (key, patch) not in self._estimates:
+            self._estimates[key, patch] = self._estimate_network[1].compute_conv_feature_map_size(patch)
+        return self._estimates[key, patch]
 
     def get_plans_for_configuration(self, spacing, median_shape, data_identifier, approximate_n_voxels_dataset,
                                     _cache) -> dict:
         plan = super().get_plans_for_configuration(spacing, median_shape, data_identifier,
                                                    approximate_n_voxels_dataset, _cache)
+        entry = plan["architecture"]
+        patch, entry["arch_kwargs"] = self._network_plan(plan["patch_size"], entry["arch_kwargs"])
+        plan["patch_size"] = tuple(int(p) for p in patch)
         if self.variant.class_path != RESENC_UNET:  # ResEncUNet stays exactly nnU-Net's nnUNetPlannerResEnc{M,L,XL}
             plan["batch_size"] = self._batch_within_target(plan, len(spacing))
-        plan["architecture"]["arch_kwargs"].update(self.variant.kwargs)
         return plan
 
     def _batch_within_target(self, plan: dict, dim: int) -> int:
@@ -111,14 +159,20 @@ class ArchitecturePresetPlanner(ExperimentPlanner):
         reached the whole image, or its last shrinking step was a large one) the rounding can add a sample the
         target has no room for (up to 1.2x the target at ``ref_bs`` 2; our KiU-Net and UIU-Net with checkpointing
         planned 3 samples of a 96x384x384 image at XL, 1.44x ResEnc's measured peak, BENCHMARKS.md section 2).
-        nnU-Net's minimum batch stays the floor.
+        nnU-Net's minimum batch stays the floor, also where the network's smallest patch does not fit the target
+        (said in the planner's output).
         """
         entry = plan["architecture"]
         channels = self.dataset_json.get("channel_names", self.dataset_json.get("modality"))
-        estimate = self.static_estimate_VRAM_usage(plan["patch_size"], len(channels), len(self.dataset_json["labels"]),
-                                                   entry["network_class_name"], entry["arch_kwargs"],
-                                                   entry["_kw_requires_import"])
+        estimate = self._estimate(plan["patch_size"], len(channels), len(self.dataset_json["labels"]),
+                                  entry["network_class_name"], entry["arch_kwargs"], entry["_kw_requires_import"])
         fits = batch_within(estimate, dim, self.UNet_vram_target_GB, self.estimate_per_byte, self.preset)
+        if fits < self.UNet_min_batch_size and tuple(plan["patch_size"]) not in self._warned:
+            self._warned.add(tuple(plan["patch_size"]))  # nnU-Net's 3d_lowres search plans the same patch often
+            needed = estimated_gigabytes(estimate, self.UNet_min_batch_size, dim, self.estimate_per_byte, self.preset)
+            print(f"WARNING: {self.variant.name} at patch {list(plan['patch_size'])} ({dim}D) needs about "
+                  f"{needed:.2f} GB at nnU-Net's minimum batch of {self.UNet_min_batch_size}, more than the "
+                  f"{self.UNet_vram_target_GB:g} GB target; planned anyway (its smallest patch, or nnU-Net's)")
         return max(min(plan["batch_size"], fits), self.UNet_min_batch_size)
 
     def generate_data_identifier(self, configuration_name: str) -> str:
@@ -170,6 +224,13 @@ __all__ = [
     "nnUNetPlannerUIUNetMinimalM", "nnUNetPlannerUIUNetMinimalL", "nnUNetPlannerUIUNetMinimalXL",
     "nnUNetPlannerUIUNetOriginalM", "nnUNetPlannerUIUNetOriginalL", "nnUNetPlannerUIUNetOriginalXL",
     "nnUNetPlannerUIUNetCheckpointM", "nnUNetPlannerUIUNetCheckpointL", "nnUNetPlannerUIUNetCheckpointXL",
+    "nnUNetPlannerMedNeXtM", "nnUNetPlannerMedNeXtL", "nnUNetPlannerMedNeXtXL",
+    "nnUNetPlannerMedNeXtSM", "nnUNetPlannerMedNeXtSL", "nnUNetPlannerMedNeXtSXL",
+    "nnUNetPlannerMedNeXtBM", "nnUNetPlannerMedNeXtBL", "nnUNetPlannerMedNeXtBXL",
+    "nnUNetPlannerMedNeXtMM", "nnUNetPlannerMedNeXtML", "nnUNetPlannerMedNeXtMXL",
+    "nnUNetPlannerMedNeXtK5M", "nnUNetPlannerMedNeXtK5L", "nnUNetPlannerMedNeXtK5XL",
+    "nnUNetPlannerSegResNetM", "nnUNetPlannerSegResNetL", "nnUNetPlannerSegResNetXL",
+    "nnUNetPlannerSwinUNETRM", "nnUNetPlannerSwinUNETRL", "nnUNetPlannerSwinUNETRXL",
 ]
 
 

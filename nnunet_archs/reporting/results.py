@@ -36,6 +36,8 @@ class Protocol:
     plan_hash: str = ""
     post_hoc: Tuple[str, ...] = ()
     plan_file: str = ""
+    # networks trained without nnU-Net's deep-supervision loss, as their authors trained them (Swin UNETR)
+    without_deep_supervision: Tuple[str, ...] = ()
 
     @property
     def on_cuda(self) -> bool:

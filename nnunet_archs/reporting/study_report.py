@@ -144,12 +144,20 @@ def method_text(results: StudyResults) -> str:
         f"Per case: each label's value, a failure's HD95 {failure}, averaged over the labels a case has (NaN labels "
         f"left out) and then over the {len(seeds)} training seed(s) ({' '.join(map(str, seeds))}; "
         f"nnUNetTrainerBudget_seed<S>, seeded before the network is initialised and the data loaders made). "
+        f"{_deep_supervision_text(protocol.without_deep_supervision)}"
         f"{_statistics_text(results, statistics)} Margins: {margins}. Spread over training seeds: sd of each "
         f"network's mean per seed; the seed-pair share counts the pairs (its seed, the baseline's seed) in which its "
         f"mean is better. Rank stability = share of bootstrap resamples of the cases in which an architecture has "
         f"the best mean (ties split).{sizes} {method_sentences(protocol.nsd_tolerance_mm, protocol.match_iou)} "
         f"{empty_conventions(failure)} "
         f"torch.compile {'on' if protocol.compile_enabled else 'off'} (nnU-Net's nnUNet_compile).{versions}")
+
+
+def _deep_supervision_text(networks) -> str:
+    if not networks:
+        return ""
+    return (f"{', '.join(networks)} trained without deep supervision, as its authors trained it "
+            f"(nnUNetTrainerBudgetNoDeepSupervision_seed<S>: nnU-Net's loss on the full-resolution output only). ")
 
 
 def markdown(results: StudyResults) -> str:

@@ -16,7 +16,8 @@ from nnunet_archs.errors import UserError
 from nnunet_archs.evaluation.tables import OBJECT_COLUMNS, COLUMNS, objects_path, read_table
 from nnunet_archs.files import write_json_atomically, write_text_atomically
 from nnunet_archs.study.spec import StudySpec, safe
-from nnunet_archs.training.environment import EPOCH_LOG, seeded_trainer_name
+from nnunet_archs.registry import study_trainer_name
+from nnunet_archs.training.environment import EPOCH_LOG
 
 SPEC, LAYOUT = "study.json", "layout.json"
 
@@ -177,9 +178,10 @@ class StudyLayout:
         return f"evaluate_test_{safe(architecture)}_seed{seed}"
 
     def results_folder(self, spec: StudySpec, architecture: str, seed: int) -> Path:
-        """nnU-Net's ``Trainer__Plans__configuration`` folder; the trainer's name carries the training seed."""
-        return self.results / self.raw.name / \
-            f"{seeded_trainer_name(seed)}__{spec.plans_name(architecture)}__{spec.training_configuration}"
+        """nnU-Net's ``Trainer__Plans__configuration`` folder; the trainer's name carries the training seed (and says
+        whether the network trains with deep supervision: ``registry.study_trainer_name``)."""
+        trainer = study_trainer_name(architecture, seed)
+        return self.results / self.raw.name / f"{trainer}__{spec.plans_name(architecture)}__{spec.training_configuration}"
 
     def fold_folder(self, spec: StudySpec, architecture: str, fold: int, seed: int) -> Path:
         return self.results_folder(spec, architecture, seed) / f"fold_{fold}"

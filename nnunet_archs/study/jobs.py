@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set
 
 from nnunet_archs.planning.identifiers import data_identifier as plans_data_identifier
+from nnunet_archs.registry import study_trainer_name
 from nnunet_archs.study.folder import StudyLayout
 from nnunet_archs.study.spec import StudySpec, safe
-from nnunet_archs.training.environment import seeded_trainer_name
 
 BIN = Path(sys.executable).parent
 
@@ -100,7 +100,7 @@ def build_jobs(spec: StudySpec, layout: StudyLayout, planners: Dict[str, List[st
                    f"{spec.match_iou:g}", *(["--object-labels", *spec.object_labels] if spec.object_labels else [])]
     device = spec.device.split(":")[0]
     for a, seed in ((a, s) for a in spec.architectures for s in spec.training_seeds):
-        trainer, seed_args = seeded_trainer_name(seed), ["--training-seed", str(seed)]
+        trainer, seed_args = study_trainer_name(a, seed), ["--training-seed", str(seed)]
         trainings = []
         for fold in spec.folds:
             extra = ["-num_gpus", str(spec.num_gpus)] if spec.num_gpus > 1 else []

@@ -9,6 +9,7 @@ from typing import Optional
 from nnunet_archs.analysis.sizes import detection_by_size
 from nnunet_archs.analysis.statistics import analyse, failure_sensitivity
 from nnunet_archs.analysis.table import normalise, scored
+from nnunet_archs.registry import study_trainer_name
 from nnunet_archs.reporting.results import Costs, Protocol, StudyResults
 from nnunet_archs.reporting.study_files import draw_figures, results_csv, results_latex, sizes_csv
 from nnunet_archs.reporting.study_report import markdown
@@ -16,6 +17,7 @@ from nnunet_archs.reporting.study_tables import endpoint_name
 from nnunet_archs.study.folder import SPEC, StudyFolder, StudyLayout, open_study
 from nnunet_archs.study.records import failures, inference_costs, training_costs, training_jobs
 from nnunet_archs.study.spec import StudySpec, analysis_plan, analysis_versions, plan_hash, post_hoc_changes
+from nnunet_archs.training.environment import seeded_trainer_name
 
 
 def protocol(spec: StudySpec, layout: StudyLayout, convention: str, header_extra: str = "") -> Protocol:
@@ -30,7 +32,8 @@ def protocol(spec: StudySpec, layout: StudyLayout, convention: str, header_extra
     return Protocol(header, list(spec.architectures), spec.baseline, list(spec.metrics), list(spec.folds),
                     list(spec.training_seeds), str(spec.budget), spec.device, spec.compile_enabled,
                     dict(spec.margins), spec.nsd_tolerance_mm, spec.match_iou,
-                    plan_hash(registered) if registered else "", tuple(changes), SPEC)
+                    plan_hash(registered) if registered else "", tuple(changes), SPEC,
+                    tuple(a for a in spec.architectures if study_trainer_name(a, 0) != seeded_trainer_name(0)))
 
 
 def load_results(folder: StudyFolder, header_extra: str = "", failures_convention: Optional[str] = None

@@ -41,13 +41,16 @@ VALIDATION_LOG = "nnunet_archs_validation.json"
 INFERENCE_LOG = "nnunet_archs_inference.json"
 
 # our trainer with the budget variables; ``nnUNetTrainerBudget_seed<S>`` is the same trainer seeded with S, so
-# that each training seed has its own nnU-Net results folder (Trainer__Plans__configuration) and predictor lookup
+# that each training seed has its own nnU-Net results folder (Trainer__Plans__configuration) and predictor lookup;
+# ``nnUNetTrainerBudgetNoDeepSupervision(_seed<S>)`` trains without nnU-Net's deep-supervision loss, for networks
+# whose authors trained them without (Swin UNETR)
 BUDGET_TRAINER = "nnUNetTrainerBudget"
-SEEDED_TRAINER = re.compile(BUDGET_TRAINER + r"_seed(0|[1-9][0-9]*)")
+NO_DEEP_SUPERVISION = "NoDeepSupervision"
+SEEDED_TRAINER = re.compile(BUDGET_TRAINER + f"({NO_DEEP_SUPERVISION})?" + r"_seed(0|[1-9][0-9]*)")
 
 
-def seeded_trainer_name(seed: int) -> str:
-    return f"{BUDGET_TRAINER}_seed{seed}"
+def seeded_trainer_name(seed: int, deep_supervision: bool = True) -> str:
+    return f"{BUDGET_TRAINER}{'' if deep_supervision else NO_DEEP_SUPERVISION}_seed{seed}"
 
 
 def ext_trainers_path() -> str:

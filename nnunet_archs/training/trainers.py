@@ -205,6 +205,16 @@ class nnUNetTrainerBudget(nnUNetTrainer):
         return rotation, dummy_2d, initial_patch_size, mirror_axes
 
 
+class nnUNetTrainerBudgetNoDeepSupervision(nnUNetTrainerBudget):
+    """nnUNetTrainerBudget without nnU-Net's deep-supervision loss (as nnU-Net's nnUNetTrainerNoDeepSupervision),
+    for networks their authors trained without it (Swin UNETR): ``nnunet-archs compare`` picks it for them."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.enable_deep_supervision = False
+
+
 class ArchitectureTrainer(nnUNetTrainerBudget):
     """Trains ``variant`` on any plans (default or ResEnc), optionally at a fixed batch size."""
 
@@ -284,15 +294,17 @@ def _make_trainer(name: str, spec: TrainerSpec) -> type:
 
 
 globals().update({name: _make_trainer(name, spec) for name, spec in TRAINERS.items()})
-__all__ = ["nnUNetTrainerBudget", *TRAINERS]
+__all__ = ["nnUNetTrainerBudget", "nnUNetTrainerBudgetNoDeepSupervision", *TRAINERS]
 
 
 @functools.lru_cache(maxsize=None)
-def seeded_trainer(seed: int) -> type:
-    """``nnUNetTrainerBudget_seed<seed>``: one class per seed, so that nnU-Net names its results folder after it."""
-    return type(environment.seeded_trainer_name(seed), (nnUNetTrainerBudget,), {
+def seeded_trainer(seed: int, deep_supervision: bool = True) -> type:
+    """``nnUNetTrainerBudget(NoDeepSupervision)_seed<seed>``: one class per seed, so that nnU-Net names its results
+    folder after it."""
+    base = nnUNetTrainerBudget if deep_supervision else nnUNetTrainerBudgetNoDeepSupervision
+    return type(environment.seeded_trainer_name(seed, deep_supervision), (base,), {
         "__module__": __name__, "training_seed": seed,
-        "__doc__": f"nnUNetTrainerBudget seeded with {seed} (see nnUNetTrainerBudget)."})
+        "__doc__": f"{base.__name__} seeded with {seed} (see {base.__name__})."})
 
 
 def __getattr__(name: str) -> type:
@@ -301,4 +313,4 @@ def __getattr__(name: str) -> type:
     match = environment.SEEDED_TRAINER.fullmatch(name)
     if match is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return seeded_trainer(int(match.group(1)))
+    return seeded_trainer(int(match.group(2)), deep_supervision=match.group(1) is None)

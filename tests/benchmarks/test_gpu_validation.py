@@ -1,8 +1,9 @@
 """benchmarks/gpu_validation.py, the one command a GPU machine runs: its CPU path (tiny plans, eager fp32 steps
-with nnU-Net's loss and optimizer at the M and L presets, inference per case through nnU-Net's predictor, the
-calibration at planning sizes) end to end, its time budget, and its checks on a case with a known answer. Left out
-here: the compiled part (inductor takes minutes per network on a CPU; tests/architectures/test_compile.py compiles
-both nets) and nnUNetv2_train (what tests/integration/test_pipeline.py runs already)."""
+with nnU-Net's loss and optimizer at the M and L presets, Swin UNETR's beside ResEnc's in the zoo part, inference
+per case through nnU-Net's predictor, the calibration at planning sizes) end to end, its time budget, and its
+checks on a case with a known answer. Left out here: the compiled part (inductor takes minutes per network on a
+CPU; tests/architectures/test_compile.py compiles both nets) and nnUNetv2_train (what
+tests/integration/test_pipeline.py runs already)."""
 from __future__ import annotations
 
 import importlib.util
@@ -27,9 +28,11 @@ def load_script():
 @pytest.mark.slow(40)
 def test_cpu_smoke_plans_and_measures_every_network(tmp_path):
     output, work = tmp_path / "validation.json", tmp_path / "work"
-    result = subprocess.run([sys.executable, str(SCRIPT), "--cpu-smoke", "--parts", "steps", "inference",
-                             "calibration", "large", "--repeats", "1", "--output", str(output), "--work-dir",
-                             str(work)], capture_output=True, text=True, timeout=900)
+    # the zoo part with Swin UNETR alone: the one without deep supervision (MedNeXt and SegResNet take the path of
+    # the steps part)
+    result = subprocess.run([sys.executable, str(SCRIPT), "--cpu-smoke", "--parts", "steps", "zoo", "inference",
+                             "calibration", "large", "--zoo", "SwinUNETR", "--repeats", "1", "--output", str(output),
+                             "--work-dir", str(work)], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(output.read_text())
     names = ["PlainConvUNet", "ResEncUNet", "KiUNet", "UIUNet"]
@@ -55,6 +58,12 @@ def test_cpu_smoke_plans_and_measures_every_network(tmp_path):
     calibration = {row["network"]: row for row in report["calibration"]}
     assert calibration["ResEncUNet"]["estimate_per_byte"] == 1  # the reference against itself
     assert all(len(row["points"]) == 2 and row["estimate_per_byte"] > 0 for row in calibration.values())
+    zoo = {row["network"]: row for row in report["zoo"]}
+    assert list(zoo) == ["ResEncUNet", "SwinUNETR"]  # ResEnc's row: the steps part's
+    assert zoo["ResEncUNet"]["first_loss"] == by_name["ResEncUNet"]["first_loss"]
+    assert zoo["SwinUNETR"]["patch"][0] % 32 == 0 and math.isfinite(zoo["SwinUNETR"]["first_loss"])
+    assert zoo["SwinUNETR"]["peak_over_target_vs_ResEncUNet"] > 0 and zoo["SwinUNETR"]["reserved_bytes"] is None
+    assert "| SwinUNETR |" in result.stdout
     assert report["skipped"] == [] and report["seconds"] > 0
 
 

@@ -19,6 +19,7 @@ from nnunet_archs.datasets import write_synthetic_dataset
 BIN = Path(sys.executable).parent
 # every dataset of the session's nnU-Net folders, one id each (two folders with one id make the id ambiguous)
 DATASET_3D, DATASET_2D, DATASET_LARGE, DATASET_CASCADE, DATASET_2D_NO_TEST_SET = 501, 502, 503, 504, 505
+DATASET_ZOO_ISOTROPIC = 506
 # A tiny GPU memory target shrinks the planned patch so that CPU training steps take about a second.
 TINY_GPU_TARGET = "0.1"
 SHORT_TRAINING = {"NNUNET_ARCHS_EPOCHS": "1", "NNUNET_ARCHS_ITERATIONS": "2", "NNUNET_ARCHS_VAL_ITERATIONS": "1",

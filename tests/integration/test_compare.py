@@ -3,8 +3,8 @@ executor): 2 architectures x 2 folds on the tiny 2D dataset, two jobs at once, a
 a training killed mid-run (continued with --c), a job that fails (only its dependants stop, the report names it), a
 killed driver (--resume adopts what still runs and recomputes nothing that finished). Then the report is complete
 and ``nnunet-archs report`` reproduces its numbers. The networks are UIU-Net (this is its end-to-end test through
-our planner, stock nnUNetv2_train and nnUNetv2_predict) and a network of the user's. (Bad input:
-test_compare_errors.py.)"""
+our planner, stock nnUNetv2_train and nnUNetv2_predict), a network of the user's, and Swin UNETR (MONAI's, trained
+without deep supervision: the study picks the trainer for it). (Bad input: test_compare_errors.py.)"""
 from __future__ import annotations
 
 import csv
@@ -24,8 +24,9 @@ from tests.integration.conftest import BIN, CUSTOM_NETWORK, DATASET_2D
 
 pytestmark = pytest.mark.slow(330)
 
-# UIU-Net beside a network of the user's, given by import path (planned by nnUNetPlannerCustom)
-ARCHITECTURES = ["UIUNet", CUSTOM_NETWORK]
+# UIU-Net beside a network of the user's, given by import path (planned by nnUNetPlannerCustom), and a network users
+# compare against
+ARCHITECTURES = ["UIUNet", CUSTOM_NETWORK, "SwinUNETR"]
 CUSTOM = "BottleneckResUNet"
 # nnU-Net's mirroring kept: UIU-Net's test-set prediction is its end-to-end nnUNetv2_predict with default TTA
 BUDGET = ["--epochs", "2", "--iterations", "1", "--val-iterations", "1", "--mirroring"]
@@ -143,11 +144,11 @@ def test_the_completed_study_has_every_per_case_row_a_report_and_plots(study, nn
     cases = {(str(f), c) for f in (0, 1) for c in splits[f]["val"]}
     assert {(r["fold"], r["case"]) for r in rows} == cases
     # architectures x validation cases x (labels x metrics + the small label's object metric)
-    assert len(rows) == len(cells) == 2 * len(cases) * (2 * 3 + 1)
+    assert len(rows) == len(cells) == len(ARCHITECTURES) * len(cases) * (2 * 3 + 1)
     assert {r["fold"] for r in rows} == {"0", "1"} and {r["architecture"] for r in rows} == set(ARCHITECTURES)
     assert {r["label"] for r in rows if r["metric"] == "DetectionRecall"} == {"small"}
     test_rows = list(csv.DictReader(open(report / "per_case_test.csv")))
-    assert len(test_rows) == 2 * 2 * (2 * 3 + 1) and {r["fold"] for r in test_rows} == {"ensemble"}
+    assert len(test_rows) == len(ARCHITECTURES) * 2 * (2 * 3 + 1) and {r["fold"] for r in test_rows} == {"ensemble"}
     objects = list(csv.DictReader(open(report / "per_object.csv")))
     references = {a: sorted((r["case"], r["object"], r["size_mm3"]) for r in objects
                             if r["side"] == "reference" and r["architecture"] == a) for a in ARCHITECTURES}
@@ -188,6 +189,11 @@ def test_the_completed_study_has_every_per_case_row_a_report_and_plots(study, nn
     assert f"nnUNetv2_train 502 2d 0 -p nnUNetStudy_study_local_{CUSTOM} -tr nnUNetTrainerBudget_seed0 -device cpu" \
         in commands
     assert f"-pl nnUNetPlannerCustom --network {CUSTOM_NETWORK} --calibration" in commands
+    # Swin UNETR trained and predicted with the trainer without deep supervision, picked by the study
+    assert "-p nnUNetStudy_study_local_SwinUNETR -tr nnUNetTrainerBudgetNoDeepSupervision_seed0 -device cpu" \
+        in commands and "-pl nnUNetPlannerSwinUNETRM" in commands
+    assert (nnunet.fold_folder(DATASET_2D, "nnUNetTrainerBudgetNoDeepSupervision_seed0",
+                               "nnUNetStudy_study_local_SwinUNETR", "2d", "1") / "checkpoint_final.pth").exists()
 
 
 def test_uiunet_planned_by_our_planner_predicted_with_test_time_mirroring(study, nnunet):
@@ -353,6 +359,7 @@ def test_a_dry_run_over_the_finished_pilot_study_estimates_from_its_trainings(st
     result = nnunet.run_in_process(*compare_args(report, "--dry-run", "--calibration",
                                                  str(nnunet.root / "bottleneck_res_unet.json")))
     assert result.returncode == 0, result.stderr
-    assert "Trainings: 2 networks x 2 folds x 1 training seed(s) = 4" in result.stdout
+    assert f"Trainings: {len(ARCHITECTURES)} networks x 2 folds x 1 training seed(s) = {2 * len(ARCHITECTURES)}" \
+        in result.stdout
     assert f"(the pilot study in {report}) x 1 process(es)" in result.stdout
     assert (report / "state.json").read_text() == before

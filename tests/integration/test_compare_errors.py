@@ -12,7 +12,7 @@ from tests.integration.conftest import DATASET_2D
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (["-a", "PlainConvUNet", "SwinUNETR"], "unknown architecture(s) ['SwinUNETR']"),
+    (["-a", "PlainConvUNet", "STUNet"], "unknown architecture(s) ['STUNet']"),
     (["-a", "PlainConvUNet", "no_such_module.Net"], "no_such_module"),
     (["-a", "PlainConvUNet", "tests.integration.custom_net.BottleneckResUNet"], "has no calibration: run "
                                                                                "nnunet-archs calibrate"),

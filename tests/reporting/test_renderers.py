@@ -97,6 +97,13 @@ def test_a_post_hoc_analysis_labels_its_verdicts_and_names_what_changed(results,
         study_report.markdown(registered) and "post hoc" not in study_report.markdown(registered)
 
 
+def test_the_method_names_the_networks_trained_without_deep_supervision(results, no_files):
+    assert "without deep supervision" not in study_report.method_text(results)
+    swin = StudyResults(protocol(without_deep_supervision=("KiUNet",)), results.table, results.statistics)
+    assert "KiUNet trained without deep supervision, as its authors trained it " \
+           "(nnUNetTrainerBudgetNoDeepSupervision_seed<S>" in study_report.method_text(swin)
+
+
 def test_an_hd95_verdict_with_failures_is_shown_under_both_conventions(table, no_files):
     """The fixture's small label is missed in every case by two networks: HD95 as the primary endpoint has failures,
     so the report gives the verdict with them left out too, and says whether the conclusion changes."""

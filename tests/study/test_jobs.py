@@ -93,6 +93,18 @@ def test_every_training_seed_is_a_training_of_its_own_in_its_own_results_folder(
     assert jobs["predict_test_KiUNet_seed3"].deps == ["train_KiUNet_fold0_seed3", "train_KiUNet_fold1_seed3"]
 
 
+def test_a_network_trained_without_deep_supervision_gets_the_trainer_without_its_loss(tmp_path):
+    """Swin UNETR returns one output: its trainings, predictions and results folders use
+    nnUNetTrainerBudgetNoDeepSupervision_seed<S> (registry.study_trainer_name), the other networks keep theirs."""
+    study, where = spec(architectures=["PlainConvUNet", "SwinUNETR"]), layout(tmp_path, True)
+    jobs = {j.name: j for j in build_jobs(study, where, {**PLANNERS, "SwinUNETR": ["-pl", "nnUNetPlannerSwinUNETRM"]})}
+    for job, command in (("train_SwinUNETR_fold0_seed0", "-tr"), ("predict_test_SwinUNETR_seed0", "-tr")):
+        assert jobs[job].command[jobs[job].command.index(command) + 1] == "nnUNetTrainerBudgetNoDeepSupervision_seed0"
+    assert where.fold_folder(study, "SwinUNETR", 0, 0).parent.name.startswith("nnUNetTrainerBudgetNoDeepSupervision_")
+    train = jobs["train_PlainConvUNet_fold0_seed0"].command
+    assert train[train.index("-tr") + 1] == "nnUNetTrainerBudget_seed0"
+
+
 @pytest.mark.parametrize("overrides, message", [
     (dict(baseline="UIUNet"), "is not among the architectures"),
     (dict(metrics=["Dice", "IoU"]), "unknown metric(s) ['IoU']"),

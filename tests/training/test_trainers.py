@@ -76,3 +76,11 @@ def test_minutes_budget_is_validated(monkeypatch, value, expected):
             budget_minutes()
     else:
         assert budget_minutes() == expected
+
+
+def test_the_trainer_without_deep_supervision_is_found_by_name_for_any_seed():
+    """nnU-Net's trainer lookup asks the module for the name (through nnUNet_extTrainer)."""
+    seeded = getattr(trainers, "nnUNetTrainerBudgetNoDeepSupervision_seed5")
+    assert issubclass(seeded, trainers.nnUNetTrainerBudgetNoDeepSupervision) and seeded.training_seed == 5
+    assert seeded.__name__ == "nnUNetTrainerBudgetNoDeepSupervision_seed5"
+    assert not issubclass(getattr(trainers, "nnUNetTrainerBudget_seed5"), trainers.nnUNetTrainerBudgetNoDeepSupervision)
