@@ -12,8 +12,9 @@ DEFAULT_CONFIGURATIONS = ["2d", "3d_fullres", "3d_lowres"]
 
 
 def add_commands(commands) -> None:
-    doctor = commands.add_parser("doctor", help="check the environment you will train in: one line per check, "
-                                 "PASS/WARN/FAIL with the fix; exit status 1 on a FAIL; changes nothing")
+    doctor = commands.add_parser("doctor", help="check the environment you will train in: one line per check with "
+                                 "the fix, FAIL (broken), NEEDED (by the commands named) or WARN (works, with a "
+                                 "limit); exit status 1 on a FAIL; changes nothing")
     doctor.set_defaults(run=run_doctor)
     doctor.add_argument("--compile", action="store_true", help="also compile a tiny network with torch.compile")
     doctor.add_argument("--slurm", action="store_true", help="also check that a SLURM cluster answers (sinfo)")
@@ -71,13 +72,12 @@ def add_commands(commands) -> None:
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    from nnunet_archs.doctor import first_failure, run_checks
+    from nnunet_archs.doctor import LEGEND, first_failure, run_checks, verdict
     findings = run_checks(args.compile, args.slurm)
     for finding in findings:
         print(finding.line())
-    failed = first_failure(findings)
-    print("A check failed: fix it before training." if failed else "Ready (WARN lines are optional).")
-    return 1 if failed else 0
+    print(f"({LEGEND})\n{verdict(findings)}")
+    return 1 if first_failure(findings) else 0
 
 
 def example_dataset(args: argparse.Namespace) -> None:
