@@ -111,6 +111,15 @@ def study(nnunet, custom_calibration):
             "completed": completed, "finished_at_end": done_markers(report)}
 
 
+def test_the_study_prints_its_summary_first(study):
+    lines = study["first_output"].splitlines()
+    assert lines[0] == f"Study of Dataset{DATASET_2D}_Synthetic2D, configuration 2d: 2 networks: {CUSTOM_NETWORK} " \
+                       f"tested against the baseline UIUNet", lines[:8]
+    assert lines[1] == "Trainings: 2 network(s) x 2 folds x 1 training seed(s) = 4, each 2 epoch(s) x 1 iterations, " \
+                       "mirroring"
+    assert lines[2].startswith("Device: cpu (no CUDA GPU is visible") and lines[3].startswith("Jobs: 17 (")
+
+
 def test_jobs_run_concurrently_and_a_killed_training_continues_with_dash_c(study):
     report = study["report"]
     assert most_jobs_at_once(report) == 2, study["first_output"]
