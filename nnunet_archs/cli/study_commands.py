@@ -60,7 +60,7 @@ def add_commands(commands) -> None:
     prediction.add_argument("-p", default="nnUNetPlans", help="plans identifier")
     prediction.add_argument("-tr", default="nnUNetTrainer", help="trainer")
     prediction.add_argument("-f", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="folds to ensemble")
-    _add_device(prediction, ["cpu", "cuda", "mps"])
+    _add_device(prediction, ["cpu", "cuda", "mps"], "predict")
     prediction.add_argument("--disable_tta", action="store_true", help="no test-time mirroring")
     prediction.add_argument("-npp", type=int, default=3, help="preprocessing processes (0 with -nps 0: sequential)")
     prediction.add_argument("-nps", type=int, default=3, help="export processes")
@@ -123,7 +123,7 @@ def _add_compare(commands) -> None:
                          "after the epoch that spends it (default: none)")
     command.add_argument("--mirroring", action="store_true", help="keep nnU-Net's mirroring augmentation and TTA")
     command.add_argument("-gpu_memory_target", type=float, default=8, help="GB, the same for every planner")
-    _add_device(command, ["cpu", "cuda"], resume_note="; with --resume the study's; with --executor slurm cuda when "
+    _add_device(command, ["cpu", "cuda"], "train and predict", resume_note="; with --resume the study's; with --executor slurm cuda when "
                 "--slurm-gpus-per-job is given, else required")
     command.add_argument("--no-compile", action="store_true", help="turn torch.compile off (nnU-Net compiles on "
                                                                    "CUDA)")
@@ -167,10 +167,10 @@ def _add_compare(commands) -> None:
                        help="any other sbatch option, e.g. --slurm-option constraint=a100 (repeatable; default: none)")
 
 
-def _add_device(command, choices, resume_note: str = "") -> None:
+def _add_device(command, choices, what: str, resume_note: str = "") -> None:
     """nnU-Net's ``-device``, with ``--device`` beside it; the default is detected when the command runs."""
-    command.add_argument("-device", "--device", choices=choices, default=None, help="where to train and predict "
-                         f"(default: cuda when a GPU is visible, else cpu{resume_note}; said when the command starts)")
+    command.add_argument("-device", "--device", choices=choices, default=None, help=f"where to {what} (default: cuda "
+                         f"when a GPU is visible, else cpu{resume_note}; said when the command starts)")
 
 
 def _add_resume_options(command, what: str, removed: str) -> None:
