@@ -93,8 +93,8 @@ def summary_lines(spec: StudySpec, layout: StudyLayout, jobs: Sequence[Job], dev
              f") on the {executor} executor{at_once}"]
     gpus = spec.num_gpus if spec.device.startswith("cuda") else 0
     if estimate.hours is None:
-        lines.append("Estimated cost: unknown until one training has run; give --hours-per-training H, or run a short "
-                     "pilot study into this report folder first")
+        lines.append("Estimated cost: unknown until a training has finished here (compare estimates it from "
+                     "--hours-per-training H, or from a short pilot study run into the report folder first)")
     else:
         hours = trainings * estimate.hours * max(gpus, 1)
         lines.append(f"Estimated cost: {trainings} trainings x {estimate.hours:.2f} h ({estimate.source})"

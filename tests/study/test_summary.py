@@ -33,7 +33,8 @@ def test_one_network_measures_its_spread_and_compares_nothing(tmp_path):
     text = summary(tmp_path, spec(architectures=["PlainConvUNet"]))
     assert "1 network, PlainConvUNet: the study measures its spread over cases, folds and training seeds and " \
            "compares it with nothing" in text
-    assert "Estimated cost: unknown until one training has run; give --hours-per-training H" in text
+    assert "Estimated cost: unknown until a training has finished here (compare estimates it from " \
+           "--hours-per-training H" in text
 
 
 def test_nnunets_full_schedule_on_a_cpu_is_refused_unless_confirmed(tmp_path):
