@@ -117,7 +117,7 @@ def test_the_study_prints_its_summary_first(study):
                        f"tested against the baseline UIUNet", lines[:8]
     assert lines[1] == "Trainings: 2 network(s) x 2 folds x 1 training seed(s) = 4, each 2 epoch(s) x 1 iterations, " \
                        "mirroring"
-    assert lines[2].startswith("Device: cpu (no CUDA GPU is visible") and lines[3].startswith("Jobs: 17 (")
+    assert lines[2].startswith("Device: cpu (no CUDA GPU is visible") and lines[3].startswith("Jobs: 18 (")
 
 
 def test_jobs_run_concurrently_and_a_killed_training_continues_with_dash_c(study):
@@ -355,6 +355,7 @@ def test_a_dry_run_over_the_finished_pilot_study_estimates_from_its_trainings(st
     result = nnunet.run_in_process(*compare_args(report, "--dry-run", "--calibration",
                                                  str(nnunet.root / "bottleneck_res_unet.json")))
     assert result.returncode == 0, result.stderr
-    assert "Trainings: 2 networks x 2 folds x 1 training seed(s) = 4" in result.stdout
-    assert f"(the pilot study in {report}) x 1 process(es)" in result.stdout
+    assert "Trainings: 2 network(s) x 2 folds x 1 training seed(s) = 4, each 2 epoch(s) x 1 iterations" in result.stdout
+    assert "Estimated cost: 4 trainings x " in result.stdout
+    assert f"(the trainings finished in {report}) = " in result.stdout and " hours of CPU" in result.stdout
     assert (report / "state.json").read_text() == before
