@@ -35,7 +35,8 @@ def run(parallel: int, epochs: int, iterations: int) -> dict:
     start = time.perf_counter()
     subprocess.run([str(BIN / "nnunet-archs"), "compare", "-d", "502", "-a", "PlainConvUNet", "KiUNet", "-c", "2d",
                     "--folds", "0", "1", "-gpu_memory_target", "0.1", "--epochs", str(epochs), "--iterations",
-                    str(iterations), "--val-iterations", "1", "-o", str(report), "--max-parallel", str(parallel)],
+                    str(iterations), "--val-iterations", "1", "-o", str(report), "--max-parallel", str(parallel),
+                    "-device", "cpu"],
                    env=env, check=True, capture_output=True, text=True)
     wall = time.perf_counter() - start
     job_seconds = [json.loads(p.read_text())["seconds"] for p in (report / "jobs").glob("*/done.json")]

@@ -257,7 +257,7 @@ def calibrate(variant: ArchitectureVariant, records: Sequence[PlansRecord], bott
     """Measure ``variant`` and ResidualEncoderUNet at every record's topology with ``bottlenecks`` voxels per
     axis at the lowest resolution (e.g. 64x64x64 and 128x128x128 for five stride-2 stages; rounded up to what a
     network with a down-sampling of its own accepts), and fit."""
-    require_device(device, "--device")
+    require_device(device)
     autocast_dtype(precision, device)
     if any(b < 1 for b in bottlenecks):
         raise UserError(f"--bottlenecks must be >= 1 voxel, got {list(bottlenecks)}")

@@ -1,7 +1,13 @@
 """``nnunet-archs doctor``: the environment a user will train in, checked before the first training finds out.
 
-One line per check, PASS, WARN or FAIL, each failure with what to do. The fast checks (``FAST``) also run before
-``compare`` and ``demo`` start anything. Nothing here changes what it checks.
+One line per check, each with what to do, on one scale of severity that says what depends on it:
+
+- FAIL: broken; nothing trains until it is fixed (exit status 1). ``compare`` and ``demo`` run the fast checks
+  (``fast_checks``) before they start anything and stop on a FAIL.
+- NEEDED: a setting the commands it names need, not made yet (the README's quick start needs every one).
+- WARN: works, within the limit it names.
+
+Nothing here changes what it checks.
 
 The failure this exists for: a torch and a torchvision built for each other are a pair; one from a local wheel
 folder and the other from the package index (common on clusters) install without complaint, ``nnunet-archs
@@ -27,8 +33,13 @@ BUILT_ON = ("nnunetv2", "dynamic-network-architectures", "torch")
 
 class Status(Enum):
     PASS = "PASS"
-    WARN = "WARN"
-    FAIL = "FAIL"
+    WARN = "WARN"  # works, within the limit the line names
+    NEEDED = "NEEDED"  # a setting the commands the line names need
+    FAIL = "FAIL"  # broken: nothing trains until it is fixed
+
+
+LEGEND = ("FAIL: broken, nothing trains until it is fixed; NEEDED: the commands named need it (the quick start needs "
+          "every NEEDED line); WARN: works, within the limit named")
 
 
 @dataclass
@@ -39,7 +50,7 @@ class Finding:
     fix: str = ""
 
     def line(self) -> str:
-        return f"{self.status.value:<5} {self.name:<34} {self.message}" + (f" -> {self.fix}" if self.fix else "")
+        return f"{self.status.value:<6} {self.name:<34} {self.message}" + (f" -> {self.fix}" if self.fix else "")
 
 
 def torchvision_pair(torch_version: str) -> str:
@@ -94,10 +105,11 @@ def check_versions() -> List[Finding]:
 
 
 def check_folder(variable: str) -> Finding:
-    """An nnU-Net folder variable: unset is a warning with the line to add; set but not writable a failure."""
+    """An nnU-Net folder variable: unset is needed (with the line to add); set but not writable a failure."""
     value = os.environ.get(variable)
     if not value:
-        return Finding(Status.WARN, variable, "not set (nnU-Net needs it to plan, train and predict)",
+        return Finding(Status.NEEDED, variable, "not set: nnU-Net's commands and ours that plan, train, predict or "
+                       "compare need it (demo sets its own)",
                        f"add to your shell profile: export {variable}=/path/to/{variable}")
     path = Path(value)
     existing = path if path.exists() else next((p for p in path.parents if p.exists()), None)
@@ -113,16 +125,18 @@ def check_ext_trainer() -> Finding:
     value = os.environ.get("nnUNet_extTrainer", "")
     if ours in value.split(os.pathsep):
         return Finding(Status.PASS, "nnUNet_extTrainer", value)
-    return Finding(Status.WARN, "nnUNet_extTrainer", "our folder is not in it: needed only to train with our trainer "
-                   "names (-tr nnUNetTrainerBudget, kiunet_minimal, ...); plans made by our planners train with the "
-                   "stock nnUNetTrainer without it", f"export nnUNet_extTrainer={ours}")
+    return Finding(Status.NEEDED, "nnUNet_extTrainer", "our folder is not in it: nnUNetv2_train and nnUNetv2_predict "
+                   "need it for our trainers (-tr nnUNetTrainerBudget_seed0 of the quick start, kiunet_minimal, ...); "
+                   "compare and demo set it for their jobs, and plans of our planners train with the stock "
+                   "nnUNetTrainer without it", f"export nnUNet_extTrainer={ours}")
 
 
 def check_cuda() -> Finding:
     import torch
     if not torch.cuda.is_available():
-        return Finding(Status.WARN, "CUDA devices", "none: nnU-Net trains on the CPU (-device cpu), which takes "
-                       "days for a real dataset")
+        return Finding(Status.WARN, "CUDA devices", "none: training runs on the CPU, enough for the quick start and "
+                       "the demo; a real dataset at nnU-Net's schedule takes days per training (compare refuses it "
+                       "without --yes)")
     names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return Finding(Status.PASS, "CUDA devices", f"{len(names)}: {', '.join(names)}")
 
@@ -168,3 +182,14 @@ def run_checks(compile: bool = False, slurm: bool = False,
 
 def first_failure(findings: List[Finding]) -> Optional[Finding]:
     return next((f for f in findings if f.status is Status.FAIL), None)
+
+
+def verdict(findings: List[Finding]) -> str:
+    """The last line of ``doctor``: what the findings mean together."""
+    needed = [f.name for f in findings if f.status is Status.NEEDED]
+    if first_failure(findings):
+        return "Not ready: fix the FAIL line(s) first; nothing trains until then."
+    if needed:
+        return (f"Installed and working; set {', '.join(needed)} before the commands named (the quick start needs "
+                f"them; nnunet-archs demo needs none).")
+    return "Ready."

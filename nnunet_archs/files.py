@@ -1,5 +1,5 @@
-"""Files written whole or not at all, and JSON read with a clear error (standard library only: every job process
-imports it).
+"""Files written whole or not at all, JSON read with a clear error, and what nnU-Net prints sent to a file
+(standard library only: every job process imports it).
 
 A killed job, driver or command must never leave half a file that a later ``--resume`` or ``report`` would read:
 everything is written to a temporary file beside its target and renamed over it, which readers see as the old
@@ -7,8 +7,10 @@ file or the new one.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Type
 
@@ -34,3 +36,23 @@ def read_json(path: Path, what: str, error: Type[UserError] = UserError):
         raise error(f"cannot read {what} {path}: {problem.strerror}") from None
     except json.JSONDecodeError as problem:
         raise error(f"{what} {path} is not valid JSON: {problem}") from None
+
+
+@contextlib.contextmanager
+def output_to(log: Path):
+    """Everything written to stdout and stderr for the duration, by Python and by the processes nnU-Net starts
+    (which inherit the file descriptors), appended to ``log``: nnU-Net prints as it works (plans dictionaries, its
+    integrity check's banner), which would bury a command's own output."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(log, "a") as file, contextlib.redirect_stdout(file), contextlib.redirect_stderr(file):
+        os.dup2(file.fileno(), 1)
+        os.dup2(file.fileno(), 2)
+        try:
+            yield
+        finally:
+            file.flush()
+            for descriptor, copy in zip((1, 2), saved):
+                os.dup2(copy, descriptor)
+                os.close(copy)

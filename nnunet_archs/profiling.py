@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Set
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import torch
 from torch import nn
@@ -178,6 +178,14 @@ def fake_peak_step_bytes(build: Callable[[], nn.Module], input_shape: Sequence[i
 # nnU-Net trains under fp16 autocast on CUDA (nnUNetTrainer.train_step); bf16 is the CPU's stand-in (CPU autocast
 # has no fp16 kernels for convolutions)
 AUTOCAST_DTYPES = {"cuda": torch.float16, "cpu": torch.bfloat16}
+
+
+def default_device() -> Tuple[str, str]:
+    """The device our commands that train or predict use when none is given, and why: CUDA when torch sees a GPU,
+    else the CPU (nnU-Net's own commands always default to cuda; ours detect, so that a laptop works too)."""
+    if torch.cuda.is_available():
+        return "cuda", "a CUDA GPU is visible; -device cpu to use the CPU"
+    return "cpu", "no CUDA GPU is visible to torch"
 
 
 def require_device(device: str, flag: str = "-device") -> None:

@@ -34,7 +34,7 @@ def test_the_installed_pair_and_versions_pass():
 def test_folders_unset_warn_and_unwritable_fail(tmp_path, monkeypatch):
     monkeypatch.delenv("nnUNet_raw", raising=False)
     unset = doctor.check_folder("nnUNet_raw")
-    assert unset.status is doctor.Status.WARN and "export nnUNet_raw=" in unset.fix
+    assert unset.status is doctor.Status.NEEDED and "export nnUNet_raw=" in unset.fix
     (tmp_path / "a_file").write_text("not a folder")
     monkeypatch.setenv("nnUNet_raw", str(tmp_path / "a_file"))
     assert doctor.check_folder("nnUNet_raw").status is doctor.Status.FAIL
@@ -48,11 +48,17 @@ def test_doctor_exits_1_only_on_a_failure_and_changes_nothing(tmp_path, monkeypa
     monkeypatch.delenv("nnUNet_extTrainer", raising=False)
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
-    assert "WARN  nnUNet_extTrainer" in out and "PASS  torch and torchvision" in out
+    # the quick start trains with one of our trainer names: what it needs is marked so, with what needs it
+    assert "NEEDED nnUNet_extTrainer" in out and "-tr nnUNetTrainerBudget_seed0 of the quick start" in out
+    assert "PASS   torch and torchvision" in out and "NEEDED: the commands named need it" in out
+    assert out.rstrip().endswith("set nnUNet_extTrainer before the commands named (the quick start needs them; "
+                                 "nnunet-archs demo needs none).")
     assert sorted(os.listdir(tmp_path)) == []  # the folders were checked, not made
+    monkeypatch.setenv("nnUNet_extTrainer", doctor.check_ext_trainer().fix.split("=", 1)[1])
+    assert main(["doctor"]) == 0 and "NEEDED" not in capsys.readouterr().out.split("(FAIL:")[0]
     (tmp_path / "file").write_text("x")
     monkeypatch.setenv("nnUNet_results", str(tmp_path / "file"))
-    assert main(["doctor"]) == 1 and "FAIL  nnUNet_results" in capsys.readouterr().out
+    assert main(["doctor"]) == 1 and "FAIL   nnUNet_results" in capsys.readouterr().out
 
 
 def test_compare_stops_on_a_failed_fast_check_before_anything_runs(tmp_path, monkeypatch, capsys):

@@ -18,11 +18,12 @@ def add_commands(commands) -> None:
         command.add_argument("network", help="an architecture name (see list) or the import path of a network "
                              "class taking nnU-Net's PlainConvUNet keywords, e.g. my_package.nets.MyUNet")
         command.add_argument("--kwargs", default=None, help="JSON object of keyword overrides, e.g. "
-                             "'{\"pool_type\": \"max\"}'")
+                             "'{\"pool_type\": \"max\"}' (default: none, the class's own defaults)")
         source = command.add_mutually_exclusive_group()
         source.add_argument("--plans", type=Path, help="use this plans file's configuration (-c) instead of the "
-                            "built-in 2D, isotropic and anisotropic 3D ones (dataset.json is read beside it)")
-        source.add_argument("--builtin", nargs="+", default=None, help="built-in configuration ids (see list)")
+                            "built-in ones (dataset.json is read beside it; default: none)")
+        source.add_argument("--builtin", nargs="+", default=None, help="built-in configuration ids (see list; "
+                            "default: a 2D, an isotropic and an anisotropic 3D one from public nnU-Net plans)")
         command.add_argument("-c", "--configuration", default="3d_fullres", help="configuration in --plans")
         if name == "check":
             command.add_argument("--random", type=int, default=8, help="random valid configurations to add")
@@ -32,7 +33,9 @@ def add_commands(commands) -> None:
                                  help="patch sizes, as voxels per axis at the lowest resolution")
             command.add_argument("--precision", choices=["autocast", "fp32"], default="autocast",
                                  help="autocast: as nnU-Net trains (fp16 on CUDA, bf16 on CPU)")
-            command.add_argument("--device", default="cpu", help="cpu (saved tensors) or cuda (allocator peak)")
+            command.add_argument("-device", "--device", default="cpu", help="cpu (saved tensors) or cuda "
+                                 "(allocator peak); the CPU by default on every machine, as the shipped "
+                                 "calibrations were made")
             command.add_argument("-o", "--output", type=Path, default=None,
                                  help="calibration file (default: calibration_<class name>.json)")
             command.add_argument("--overwrite", action="store_true", help="replace an existing calibration file")
@@ -43,7 +46,7 @@ def add_commands(commands) -> None:
     showcase = commands.add_parser("showcase", help="DynamicKiUNet next to PlainConvUNet on real nnU-Net "
                                                     "configurations: parameters, output shapes, step time")
     showcase.set_defaults(run=run_showcase)
-    showcase.add_argument("--batch-size", type=int, default=1)
+    showcase.add_argument("--batch-size", type=int, default=1, help="samples per step")
 
 
 def _add_profile(commands) -> None:
@@ -51,27 +54,31 @@ def _add_profile(commands) -> None:
                                                   "one plans configuration (table, JSON, PNG)")
     command.set_defaults(run=profile)
     source = command.add_mutually_exclusive_group()
-    source.add_argument("--plans", type=Path, help="an nnU-Net plans file (dataset.json is read beside it)")
+    source.add_argument("--plans", type=Path, help="an nnU-Net plans file (dataset.json is read beside it; "
+                        "default: none, see --builtin)")
     source.add_argument("--builtin", default=None, help="a built-in configuration id (see nnunet-archs list); "
                         "default: an anisotropic 3D configuration from a public nnU-Net plans file")
     command.add_argument("-c", "--configuration", default="3d_fullres", help="configuration in --plans")
     command.add_argument("-a", "--architectures", nargs="+", default=None, help="architecture names (see list); "
-                         "ratios are to the first")
+                         "ratios are to the first (default: PlainConvUNet ResEncUNet KiUNet UIUNet "
+                         "UIUNet-minimal)")
     command.add_argument("--patch", type=int, nargs="+", default=None,
                          help="patch size (default: planned on a GPU, the smallest planned topology on a CPU)")
     command.add_argument("--batch-size", type=int, default=None, help="default: planned on a GPU, 2 on a CPU")
     command.add_argument("--repeats", type=int, default=3, help="timed training steps per architecture")
     command.add_argument("--inference", action="store_true", help="also time one inference patch")
     command.add_argument("--sweep", type=int, nargs="*", default=[2, 3],
-                         help="bottleneck sizes (voxels per axis) for the patch-size sweep; none to skip")
-    command.add_argument("--device", default="cpu", help="cpu or cuda")
+                         help="bottleneck sizes (voxels per axis) for the patch-size sweep; --sweep alone to skip")
+    command.add_argument("-device", "--device", default="cpu", help="cpu or cuda; the CPU by default on every "
+                         "machine (the two measure different things: saved tensors, allocator peak)")
     command.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                          help="autocast as nnU-Net trains (fp16 + GradScaler on CUDA, bf16 on CPU as the stand-in); "
                               "default: on for cuda, off for cpu")
     command.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                          help="torch.compile the networks as nnU-Net does; default: on for cuda, off for cpu (where "
                               "inductor takes minutes per network)")
-    command.add_argument("-o", "--output", type=Path, default=Path("nnunet_archs_profile"))
+    command.add_argument("-o", "--output", type=Path, default=Path("nnunet_archs_profile"),
+                         help="folder for profile.md, profile.json and profile.png")
 
 
 def plans_records(plans: Optional[Path], configuration: str, builtin: Sequence[str], default: Callable[[], List]

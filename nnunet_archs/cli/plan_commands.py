@@ -12,8 +12,9 @@ DEFAULT_CONFIGURATIONS = ["2d", "3d_fullres", "3d_lowres"]
 
 
 def add_commands(commands) -> None:
-    doctor = commands.add_parser("doctor", help="check the environment you will train in: one line per check, "
-                                 "PASS/WARN/FAIL with the fix; exit status 1 on a FAIL; changes nothing")
+    doctor = commands.add_parser("doctor", help="check the environment you will train in: one line per check with "
+                                 "the fix, FAIL (broken), NEEDED (by the commands named) or WARN (works, with a "
+                                 "limit); exit status 1 on a FAIL; changes nothing")
     doctor.set_defaults(run=run_doctor)
     doctor.add_argument("--compile", action="store_true", help="also compile a tiny network with torch.compile")
     doctor.add_argument("--slurm", action="store_true", help="also check that a SLURM cluster answers (sinfo)")
@@ -32,52 +33,59 @@ def add_commands(commands) -> None:
         command.add_argument("-pl", default="ExperimentPlanner",
                              help="planner: ours (nnUNetPlannerKiUNetM/L/XL, nnUNetPlannerUIUNetM/L/XL), "
                                   "nnUNetPlannerCustom (any network: --network) or nnU-Net's")
-        command.add_argument("-gpu_memory_target", type=float, default=None, help="GPU memory target in GB")
+        command.add_argument("-gpu_memory_target", type=float, default=None, help="GPU memory target in GB "
+                             "(default: the planner's own, e.g. 8 for the M presets)")
         command.add_argument("--network", default=None, help="nnUNetPlannerCustom: an architecture name (see "
-                             "list) or the import path of a network class")
+                             "list) or the import path of a network class (default: none; required with that "
+                             "planner)")
         command.add_argument("--kwargs", default=None, help="nnUNetPlannerCustom: JSON object of keyword "
-                             "overrides for the network, recorded in the plans' arch_kwargs")
+                             "overrides for the network, recorded in the plans' arch_kwargs (default: none)")
         command.add_argument("--calibration", type=Path, default=None, help="nnUNetPlannerCustom: the file "
-                             "nnunet-archs calibrate wrote (not needed for the built-in architectures)")
+                             "nnunet-archs calibrate wrote (default: none, which the built-in architectures need)")
         command.add_argument("-preset", default=None, help="nnUNetPlannerCustom: M, L or XL, the ResEnc preset "
                              "whose memory to fill (default: the one nearest -gpu_memory_target, else M)")
-        command.add_argument("-overwrite_plans_name", default=None, help="name of the plans file to write")
+        command.add_argument("-overwrite_plans_name", default=None, help="name of the plans file to write "
+                             "(default: the planner's, e.g. nnUNetKiUNetMPlans)")
         command.add_argument("--overwrite_existing_plans", action="store_true",
                              help="allow replacing a plans file that another planner wrote")
-        command.add_argument("--verbose", action="store_true")
-        command.add_argument("--no_pbar", action="store_true")
+        command.add_argument("--verbose", action="store_true", help="nnU-Net's verbose planning output")
+        command.add_argument("--no_pbar", action="store_true", help="no progress bars")
         if name == "plan_and_preprocess":
             command.add_argument("-c", nargs="+", default=DEFAULT_CONFIGURATIONS, help="configurations to "
                                  "preprocess")
-            command.add_argument("-np", type=int, default=None, help="processes for fingerprint and preprocessing")
-            command.add_argument("--verify_dataset_integrity", action="store_true")
+            command.add_argument("-np", type=int, default=None, help="processes for fingerprint and preprocessing "
+                                 "(default: 1 for the fingerprint; for preprocessing nnU-Net's 8, 4, 8 for 2d, "
+                                 "3d_fullres, 3d_lowres)")
+            command.add_argument("--verify_dataset_integrity", action="store_true",
+                                 help="check the dataset's files first, as nnU-Net's flag of that name")
     add_config = commands.add_parser("add_configuration", help="add a configuration that inherits a planned one with "
                                                                "a multiplied batch size (multi-GPU training)")
     add_config.set_defaults(run=add_configuration)
-    add_config.add_argument("-d", type=int, required=True)
-    add_config.add_argument("-plans_name", required=True)
+    add_config.add_argument("-d", type=int, required=True, help="dataset id")
+    add_config.add_argument("-plans_name", required=True, help="the plans file to add it to, e.g. nnUNetKiUNetMPlans")
     add_config.add_argument("-c", required=True, help="the planned configuration to inherit from")
     add_config.add_argument("--name", required=True, help="name of the new configuration")
-    add_config.add_argument("--batch-multiplier", type=int, required=True)
+    add_config.add_argument("--batch-multiplier", type=int, required=True, help="the new batch size is the "
+                            "inherited one times this (the number of GPUs, for the same batch per GPU)")
     cost = commands.add_parser("costs", help="planned patch, batch, parameters, FLOPs and estimated memory of plans")
     cost.set_defaults(run=costs)
-    cost.add_argument("-d", type=int, required=True)
-    cost.add_argument("-c", "--configuration", required=True)
-    cost.add_argument("--architectures", nargs="+", required=True)
+    cost.add_argument("-d", type=int, required=True, help="dataset id")
+    cost.add_argument("-c", "--configuration", required=True, help="configuration of the plans, e.g. 3d_fullres")
+    cost.add_argument("--architectures", nargs="+", required=True, help="architecture names (nnunet-archs list) or "
+                      "import paths, one per plans name")
     cost.add_argument("--plans", nargs="+", required=True, help="plans names, one per architecture")
     cost.add_argument("--calibration", type=Path, nargs="+", default=[], help="calibration files of networks of "
-                      "yours (nnunet-archs calibrate)")
-    cost.add_argument("-o", "--output", type=Path, required=True)
+                      "yours (nnunet-archs calibrate; default: none)")
+    cost.add_argument("-o", "--output", type=Path, required=True, help="JSON file to write the table to")
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    from nnunet_archs.doctor import first_failure, run_checks
+    from nnunet_archs.doctor import LEGEND, first_failure, run_checks, verdict
     findings = run_checks(args.compile, args.slurm)
     for finding in findings:
         print(finding.line())
-    failed = first_failure(findings)
-    print("A check failed: fix it before training." if failed else "Ready (WARN lines are optional).")
-    return 1 if failed else 0
+    print(f"({LEGEND})\n{verdict(findings)}")
+    return 1 if first_failure(findings) else 0
 
 
 def example_dataset(args: argparse.Namespace) -> None:

@@ -73,7 +73,7 @@ def run_profile(record: PlansRecord, architectures: Sequence[str], patch: List[i
                 device: str = "cpu", amp: Optional[bool] = None, compile: Optional[bool] = None) -> ProfileResult:
     """``amp`` and ``compile`` default to nnU-Net's choice for the device (:func:`nnunet_step_mode`). Every
     argument is checked before anything is built."""
-    require_device(device, "--device")
+    require_device(device)
     if amp and device.split(":")[0] not in AUTOCAST_DTYPES:
         raise UserError(f"--amp measures autocast on {' or '.join(AUTOCAST_DTYPES)}, not {device!r}")
     for flag, value in (("--batch-size", batch_size), ("--repeats", repeats)):

@@ -7,11 +7,12 @@ import inspect
 import json
 import os
 import pydoc
+import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 from nnunet_archs.errors import UserError
-from nnunet_archs.files import read_json, write_json_atomically
+from nnunet_archs.files import output_to, read_json, write_json_atomically
 from nnunet_archs.planning.memory import check_memory_target
 
 NNUNET_PATHS_HELP = ("see nnU-Net's documentation/setting_up_paths.md, e.g. export nnUNet_raw=/data/nnUNet_raw "
@@ -37,12 +38,20 @@ def dataset_name(dataset_id: int) -> str:
 
 
 def check_dataset_integrity(raw_folder: Path) -> None:
-    """nnU-Net's own integrity check, before any planning or training."""
+    """nnU-Net's own integrity check, before any planning or training. What it prints is passed on only when it
+    says something: its warnings, or on failure the errors it found (nnU-Net raises with "see the output above")."""
     from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
-    try:
-        verify_dataset_integrity(str(raw_folder), 1)
-    except (AssertionError, RuntimeError, FileNotFoundError) as error:
-        raise UserError(f"dataset {raw_folder.name} failed nnU-Net's integrity check: {error}") from None
+    with tempfile.NamedTemporaryFile("r", suffix=".log") as log:
+        try:
+            with output_to(Path(log.name)):
+                verify_dataset_integrity(str(raw_folder), 1)
+        except (AssertionError, RuntimeError, FileNotFoundError) as error:
+            found = [line for line in log.read().splitlines() if line.lower().startswith("error")]
+            raise UserError(f"dataset {raw_folder.name} failed nnU-Net's integrity check: {error}"
+                            + (f" ({'; '.join(found[:3])})" if found else "")) from None
+        for line in log.read().splitlines():
+            if line.lower().startswith("warning"):
+                print(f"nnU-Net's integrity check of {raw_folder.name}: {line}")
 
 
 def load_plans(path: Path) -> dict:

@@ -20,6 +20,7 @@ from nnunet_archs.study.records import failures
 from nnunet_archs.study.results import write_report
 from nnunet_archs.study.scheduler import Scheduler, default_cpu_threads, write_commands
 from nnunet_archs.study.spec import StudySpec, analysis_plan, analysis_versions
+from nnunet_archs.study.summary import Estimate, check_cpu_schedule, summary_lines
 from nnunet_archs.training.environment import ext_trainers_path
 
 
@@ -43,7 +44,7 @@ class ExecutionOptions:
                 raise UserError(f"{flag} must be >= {minimum}, got {value}")
 
 
-def prepare_folder(spec: StudySpec, layout: StudyLayout, resume: bool, overwrite: bool) -> None:
+def check_folder(spec: StudySpec, layout: StudyLayout, resume: bool, overwrite: bool) -> None:
     """Refuse to mix studies: an existing report folder needs ``--resume`` (with the same study) or ``--overwrite``
     (which also removes this study's plans and trained models, and only those)."""
     report, folder = layout.report, layout.folder
@@ -59,6 +60,12 @@ def prepare_folder(spec: StudySpec, layout: StudyLayout, resume: bool, overwrite
         spec.preregistration = earlier.preregistration  # fixed when the study started (None: before plans existed)
     else:
         spec.preregistration = analysis_plan(spec, spec.failures, analysis_versions())
+
+
+def prepare_folder(spec: StudySpec, layout: StudyLayout, overwrite: bool) -> None:
+    """Write the study's spec and layout into its report folder (``check_folder`` passed), after removing the
+    earlier study's plans, trained models and report with ``overwrite``."""
+    report, folder = layout.report, layout.folder
     if overwrite and report.exists():
         earlier = folder.read_spec() if folder.spec_file.exists() else spec
         for architecture in earlier.architectures:
@@ -119,30 +126,41 @@ class StudyOutcome:
 
 
 def run_study(spec: StudySpec, report: Path, options: ExecutionOptions, calibrations: Sequence[Path] = (),
-              resume: bool = False, overwrite: bool = False, log: Callable[[str], None] = print) -> StudyOutcome:
+              resume: bool = False, overwrite: bool = False, log: Callable[[str], None] = print,
+              device_reason: str = "given", confirmed: bool = False,
+              hours_per_training: Optional[float] = None) -> StudyOutcome:
     """Run (or continue) a study whose report folder is ``report``; ``calibrations`` are the calibration files of
-    networks given by import path. ``results`` stays None while jobs are still running (only with ``options.wait``
-    off: run again with ``--resume`` to collect them)."""
+    networks given by import path. Every check first, then the summary (``device_reason``: why the study runs on
+    its device; ``hours_per_training`` for its cost estimate), then nnU-Net's full schedule on a CPU refused unless
+    ``confirmed``, and only then is anything written. ``results`` stays None while jobs are still running (only with
+    ``options.wait`` off: run again with ``--resume`` to collect them)."""
     start = time.time()
     layout, planners = preflight(spec, report, calibrations, options.executor, resume, overwrite)
-    prepare_folder(spec, layout, resume, overwrite)
+    check_folder(spec, layout, resume, overwrite)
     environment = {"nnUNet_raw": str(layout.raw.parent), "nnUNet_preprocessed": str(layout.preprocessed.parent),
                    "nnUNet_results": str(layout.results)}
     environment["nnUNet_extTrainer"] = ext_trainers_path()
     jobs = build_jobs(spec, layout, planners, options.processes, preprocessed_identifiers(spec, layout), environment,
                       [str(Path(c).resolve()) for c in calibrations])
     folder = layout.folder
-    write_commands(jobs, folder.commands, environment)
     backend = executor_class(options.executor)
     gpus = visible_gpus() if spec.device.startswith("cuda") and backend.assigns_devices else []
     max_parallel = options.max_parallel or (max(1, len(gpus) // spec.num_gpus) if gpus else 1)
+    for line in summary_lines(spec, layout, jobs, device_reason, options.executor,
+                              Estimate.find(layout.report, hours_per_training), max_parallel):
+        log(line)
+    if not (resume and folder.spec_file.exists()):  # a resumed study was confirmed when it started
+        warning = check_cpu_schedule(spec, sum(job.kind == "train" for job in jobs), confirmed)
+        if warning:
+            log(warning)
+    prepare_folder(spec, layout, overwrite)
+    write_commands(jobs, folder.commands, environment)
     executor = backend(folder.submitit, max_parallel, options.slurm)
     cpu_threads = default_cpu_threads(max_parallel) if not spec.device.startswith("cuda") else None
     record_machine(folder, spec, cpu_threads, options.executor, max_parallel)
     scheduler = Scheduler(jobs, folder.jobs, folder.state, executor, max_parallel,
                           options.max_retries, gpus, cpu_threads, options.poll_seconds, log)
-    log(f"{len(jobs)} jobs, {options.executor} executor, up to {max_parallel} at once"
-        + (f" on GPUs {gpus}" if gpus else "") + f"; report folder {layout.report}")
+    log(f"Report folder: {layout.report}" + (f"; GPUs {gpus}" if gpus else ""))
     statuses = scheduler.run(wait=options.wait)
     for warning in sorted(set(executor.warnings)):
         log(f"warning: {warning}")

@@ -59,8 +59,10 @@ def preflight(spec: StudySpec, report: Path, calibrations: Sequence[Path], execu
     require_nnunet_paths("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
     if resume and overwrite:
         raise UserError("--resume and --overwrite exclude each other")
-    require_device(spec.device)
-    executor_class(executor).preflight()
+    backend = executor_class(executor)
+    if backend.assigns_devices:  # the jobs run on this machine (a cluster's nodes have their own devices)
+        require_device(spec.device)
+    backend.preflight()
     failed = first_failure(fast_checks())
     if failed is not None:  # the environment cannot train: say so now, not inside the first training job
         raise UserError(f"{failed.name}: {failed.message} -> {failed.fix} (nnunet-archs doctor checks the rest)")

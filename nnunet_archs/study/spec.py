@@ -28,7 +28,7 @@ from nnunet_archs.evaluation.failures import check_failure_convention
 from nnunet_archs.evaluation.folder import check_object_labels
 from nnunet_archs.evaluation.metrics import DEFAULT_PRIMARY, FAMILY_PACKAGES, METRIC_NAMES, check_metrics
 from nnunet_archs.evaluation.objects import check_threshold
-from nnunet_archs.training.environment import training_variables
+from nnunet_archs.training.environment import EPOCHS, ITERATIONS, NNUNET_SCHEDULE, training_variables
 
 FOLDS = (0, 1, 2, 3, 4)
 # the compare flag behind each field, for messages
@@ -53,12 +53,26 @@ class Budget:
     minutes: Optional[float] = None
     mirroring: bool = False
 
+    @property
+    def epochs_text(self) -> str:
+        """Epochs x iterations in numbers, nnU-Net's where not given (and said so)."""
+        epochs, iterations = self.epochs or NNUNET_SCHEDULE[EPOCHS], self.iterations or NNUNET_SCHEDULE[ITERATIONS]
+        text = f"{epochs} epoch(s) x {iterations} iterations"
+        if self.epochs is None or self.iterations is None:
+            text += " (nnU-Net's " + ("full schedule)" if self.epochs is None and self.iterations is None else
+                                      "epochs)" if self.epochs is None else "iterations)")
+        return text
+
     def __str__(self) -> str:
-        text = (f"{self.epochs or 'nnU-Nets'} epoch(s) x {self.iterations or 'nnU-Nets'} iterations"
-                .replace("nnU-Nets", "nnU-Net's"))
+        text = self.epochs_text
         if self.minutes:
             text += f", at most {self.minutes:g} min"
         return text + (", mirroring" if self.mirroring else ", no mirroring")
+
+    @property
+    def full_schedule(self) -> bool:
+        """nnU-Net's 1000 x 250 iterations, neither shortened nor cut by a time limit."""
+        return self.epochs is None and self.iterations is None and self.minutes is None
 
     def environment(self) -> Dict[str, str]:
         """The variables our trainers read (nnunet_archs.training.environment)."""

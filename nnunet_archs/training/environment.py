@@ -20,11 +20,14 @@ MINUTES = "NNUNET_ARCHS_MINUTES"
 NO_MIRRORING = "NNUNET_ARCHS_NO_MIRRORING"
 THREADS = "NNUNET_ARCHS_THREADS"
 
+# nnU-Net's schedule, what each variable replaces (nnUNetTrainer.__init__ sets it; no class attribute to read)
+NNUNET_SCHEDULE: Dict[str, int] = {EPOCHS: 1000, ITERATIONS: 250, VAL_ITERATIONS: 50}
+
 # every variable our trainers read, with its effect (``nnunet-archs list`` prints this table)
 VARIABLES: Dict[str, str] = {
-    EPOCHS: "epochs of a training (nnU-Net: 1000)",
-    ITERATIONS: "training iterations per epoch (nnU-Net: 250)",
-    VAL_ITERATIONS: "validation iterations per epoch (nnU-Net: 50)",
+    EPOCHS: f"epochs of a training (nnU-Net: {NNUNET_SCHEDULE[EPOCHS]})",
+    ITERATIONS: f"training iterations per epoch (nnU-Net: {NNUNET_SCHEDULE[ITERATIONS]})",
+    VAL_ITERATIONS: f"validation iterations per epoch (nnU-Net: {NNUNET_SCHEDULE[VAL_ITERATIONS]})",
     MINUTES: "wall-clock budget in minutes: training stops after the epoch that spends it",
     NO_MIRRORING: "1 turns nnU-Net's mirroring augmentation and test-time mirroring off",
     THREADS: "CPU threads of one training (nnU-Net takes every core)",

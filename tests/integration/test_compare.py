@@ -112,6 +112,15 @@ def study(nnunet, custom_calibration):
             "completed": completed, "finished_at_end": done_markers(report)}
 
 
+def test_the_study_prints_its_summary_first(study):
+    lines = study["first_output"].splitlines()
+    assert lines[0] == f"Study of Dataset{DATASET_2D}_Synthetic2D, configuration 2d: 2 networks: {CUSTOM_NETWORK} " \
+                       f"tested against the baseline UIUNet", lines[:8]
+    assert lines[1] == "Trainings: 2 network(s) x 2 folds x 1 training seed(s) = 4, each 2 epoch(s) x 1 iterations, " \
+                       "mirroring"
+    assert lines[2].startswith("Device: cpu (no CUDA GPU is visible") and lines[3].startswith("Jobs: 18 (")
+
+
 def test_jobs_run_concurrently_and_a_killed_training_continues_with_dash_c(study):
     report = study["report"]
     assert most_jobs_at_once(report) == 2, study["first_output"]
@@ -359,7 +368,9 @@ def test_a_dry_run_over_the_finished_pilot_study_estimates_from_its_trainings(st
     result = nnunet.run_in_process(*compare_args(report, "--dry-run", "--calibration",
                                                  str(nnunet.root / "bottleneck_res_unet.json")))
     assert result.returncode == 0, result.stderr
-    assert f"Trainings: {len(ARCHITECTURES)} networks x 2 folds x 1 training seed(s) = {2 * len(ARCHITECTURES)}" \
+    n = len(ARCHITECTURES)
+    assert f"Trainings: {n} network(s) x 2 folds x 1 training seed(s) = {2 * n}, each 2 epoch(s) x 1 iterations" \
         in result.stdout
-    assert f"(the pilot study in {report}) x 1 process(es)" in result.stdout
+    assert f"Estimated cost: {2 * n} trainings x " in result.stdout
+    assert f"(the trainings finished in {report}) = " in result.stdout and " hours of CPU" in result.stdout
     assert (report / "state.json").read_text() == before

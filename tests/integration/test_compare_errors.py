@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -93,14 +94,34 @@ def test_a_dry_run_lists_the_jobs_and_plans_and_writes_nothing(nnunet):
     report = nnunet.root / "r_dry"
     result = nnunet.run_in_process("compare", "-d", str(DATASET_2D), "-a", "PlainConvUNet", "KiUNet", "-c", "2d",
                                    "--folds", "0", "1", "--training-seeds", "0", "1", "-gpu_memory_target", "0.1",
-                                   "-o", str(report), "--dry-run", "--hours-per-training", "1.5")
+                                   "-o", str(report), "--dry-run", "--hours-per-training", "1.5", "-device", "cpu")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "Trainings: 2 networks x 2 folds x 2 training seed(s) = 8" in out and "8 train" in out
+    assert "Trainings: 2 network(s) x 2 folds x 2 training seed(s) = 8, each 1000 epoch(s) x 250 iterations " \
+           "(nnU-Net's full schedule)" in out and "8 train" in out
     assert "4 predict" in out  # the 2D dataset has a labelled test set: one ensemble per network and seed
     assert "| KiUNet | nnUNetPlannerKiUNetM | 64x64 |" in out and "| PlainConvUNet | nnUNetPlannerPlainConvUNetM |" in out
-    assert "Training: 8 x 1.50 h (--hours-per-training) x 1 process(es) = 12.0 hours of CPU." in out
+    assert "Estimated cost: 8 trainings x 1.50 h (--hours-per-training) = 12.0 hours of CPU" in out
+    assert "Warning: nnU-Net's full schedule on the CPU" in out and "--yes" in out
+    # the summary and its table only: nnU-Net's planning output went to the log file the last line names
+    prefixes = ("Study of ", "Trainings: ", "Device: cpu (given with -device)", "Jobs: ", "Estimated cost: ",
+                "Warning: ", "|", "Dry run: ")
+    assert all(line.startswith(prefixes) for line in out.splitlines() if line), out
+    log = Path(out.split("planning output is in ")[1].strip().rstrip("."))
+    assert "Dataset502" in log.read_text()
+    log.unlink()
     assert snapshot() == before and not report.exists()
     refused = nnunet.run_in_process("compare", "-d", str(DATASET_2D), "-c", "2d", "--folds", "0", "1", "-o",
                                     str(report), "--dry-run", "--hours-per-training", "0")
     assert refused.returncode == 2 and "--hours-per-training must be > 0" in refused.stderr
+
+
+def test_nnunets_full_schedule_on_a_cpu_is_refused_after_the_summary_naming_the_override(nnunet):
+    report = nnunet.root / "r_full_schedule"
+    result = nnunet.run_in_process("compare", "-d", str(DATASET_2D), "-a", "PlainConvUNet", "-c", "2d", "--folds",
+                                   "0", "1", "-device", "cpu", "-o", str(report))
+    assert result.returncode == 2, result.stderr
+    assert result.stdout.startswith(f"Study of {nnunet.raw_dataset(DATASET_2D).name}, configuration 2d: 1 network")
+    assert "compares it with nothing" in result.stdout and "= 2, each 1000 epoch(s) x 250 iterations" in result.stdout
+    assert "not started: nnU-Net's full schedule on the CPU" in result.stderr and "pass --yes" in result.stderr
+    assert not report.exists()

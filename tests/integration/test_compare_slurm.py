@@ -50,7 +50,8 @@ def test_compare_on_slurm_with_a_cancelled_training(nnunet, cluster):
     command = [str(BIN / "nnunet-archs"), "compare", "-d", str(DATASET_2D_NO_TEST_SET), "-a", "PlainConvUNet", "KiUNet",
                "-c", "2d", "--folds", "0", "1", "-gpu_memory_target", "0.1", "-o", str(report), "--epochs", "2",
                "--iterations", "1", "--val-iterations", "1", "--metrics", "Dice", "--executor", "slurm",
-               "--max-parallel", "2", "--slurm-time", "30", "--slurm-cpus-per-job", "1", "--slurm-option", "comment=nnunet-archs-test"]
+               "-device", "cpu", "--max-parallel", "2", "--slurm-time", "30", "--slurm-cpus-per-job", "1",
+               "--slurm-option", "comment=nnunet-archs-test"]
     driver = subprocess.Popen(command, env=nnunet.env, cwd=nnunet.root, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     cancelled_job = report / "jobs" / "train_KiUNet_fold0_seed0"

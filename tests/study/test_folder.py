@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nnunet_archs.errors import UserError
-from nnunet_archs.study.driver import prepare_folder
+from nnunet_archs.study.driver import check_folder, prepare_folder
 from nnunet_archs.study.folder import StudyFolder, StudyLayout, open_study
 from nnunet_archs.reporting.study_files import results_csv, results_latex, sizes_csv
 from nnunet_archs.reporting.study_report import markdown
@@ -83,7 +83,8 @@ def test_an_analysis_is_pre_registered_when_a_study_starts_and_a_report_that_cha
     spec, layout = folder.read_spec(), folder.read_layout()
     assert spec.preregistration is None and protocol(spec, layout, "worst").plan_hash == ""  # not pre-registered
     fresh = StudyLayout(layout.raw, layout.preprocessed, layout.results, tmp_path / "new_report")
-    prepare_folder(spec, fresh, resume=False, overwrite=False)
+    check_folder(spec, fresh, resume=False, overwrite=False)
+    prepare_folder(spec, fresh, overwrite=False)
     registered = fresh.folder.read_spec().preregistration
     assert registered == analysis_plan(spec, "worst", analysis_versions()) and registered["alpha"] == 0.05
     assert {"primary", "margins", "failures", "estimand"} <= set(registered) and registered["versions"]["monai"]
@@ -96,7 +97,9 @@ def test_an_analysis_is_pre_registered_when_a_study_starts_and_a_report_that_cha
     fresh.folder.write_spec(older)
     assert protocol(older, fresh, "worst").post_hoc == (f"scipy 1.9.0 -> {registered['versions']['scipy']}",)
     spec.preregistration = None
-    prepare_folder(spec, fresh, resume=True, overwrite=False)  # resumed: the plan it started with
+    check_folder(spec, fresh, resume=True, overwrite=False)  # resumed: the plan it started with
+    prepare_folder(spec, fresh, overwrite=False)
     assert fresh.folder.read_spec().preregistration == older.preregistration
-    prepare_folder(spec, layout, resume=True, overwrite=False)  # an old study stays not pre-registered
+    check_folder(spec, layout, resume=True, overwrite=False)  # an old study stays not pre-registered
+    prepare_folder(spec, layout, overwrite=False)
     assert folder.read_spec().preregistration is None
