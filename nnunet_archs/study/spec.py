@@ -16,7 +16,7 @@ from nnunet_archs.errors import UserError
 from nnunet_archs.planning.memory import check_memory_target
 from nnunet_archs.analysis.table import MEAN_LABEL
 from nnunet_archs.evaluation.failures import check_failure_convention
-from nnunet_archs.evaluation.folder import check_object_labels
+from nnunet_archs.evaluation.labels import check_object_labels
 from nnunet_archs.evaluation.metrics import DEFAULT_PRIMARY, METRIC_NAMES, check_metrics
 from nnunet_archs.evaluation.objects import check_threshold
 from nnunet_archs.training.environment import training_variables
