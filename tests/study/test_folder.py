@@ -43,11 +43,12 @@ def test_the_folder_reads_what_the_study_stored(tmp_path):
     spec, layout = folder.read_spec(), folder.read_layout()
     assert spec.architectures == ["PlainConvUNet", "KiUNet", "UIUNet-minimal"] and spec.folds == [0, 1, 2]
     assert layout.folder == folder and layout.raw.name == "Dataset990_KiUDemo2D"
-    table = folder.per_case(spec)
+    tables = folder.tables(spec)
+    table = tables.per_case
     # the 24 cases of folds 0-2 of 40; per case Dice, NSD and HD95 of both labels, the objects of one label
     assert table.groupby("architecture")["case"].nunique().tolist() == [24, 24, 24]
     assert set(table.groupby(["architecture", "case"]).size()) == {2 * 3 + 4}
-    assert folder.per_case_test(spec)["fold"].unique().tolist() == ["ensemble"]
+    assert tables.per_case_test["fold"].unique().tolist() == ["ensemble"]
     assert folder.read_environment()[0]["versions"]["nnunetv2"] == "2.8.1"
     assert folder.read_costs()["KiUNet"]["batch"] > 0
 
@@ -71,4 +72,51 @@ def test_a_folder_that_is_not_a_study_is_refused_naming_what_is_missing(tmp_path
         folder.check_finished()
     (folder.path / "per_case.csv").unlink()
     with pytest.raises(UserError, match="has no per-case metrics yet"):
-        folder.per_case(folder.read_spec())
+        folder.tables(folder.read_spec())
+
+
+def _first_rows(text: str, rows: int) -> str:
+    return "".join(text.splitlines(keepends=True)[:rows + 1])
+
+
+DAMAGED_TABLES = {  # a per-job table, spoilt -> what the refusal names
+    "cut in the middle of a row": ("metrics/PlainConvUNet_fold0_seed0.csv", lambda t: t[:-9],
+                                   "PlainConvUNet_fold0_seed0.csv, line 4: the table ends in the middle of a row"),
+    "a row with a value too many": ("metrics/PlainConvUNet_fold0_seed0.csv",
+                                    lambda t: t.replace(",Dice,", ",Dice,n/a,", 1),
+                                    "line 2: 10 values where the header has 9 columns"),
+    "a non-numeric value": ("metrics/PlainConvUNet_fold0_seed0.csv",
+                            lambda t: "\n".join(l if i != 2 else ",".join(l.split(",")[:6] + ["high"] +
+                                                                          l.split(",")[7:])
+                                                for i, l in enumerate(t.split("\n"))),
+                            "line 3: column 'value' holds 'high', not a number"),
+    "no value column": ("metrics/PlainConvUNet_fold0_seed0.csv",
+                        lambda t: "\n".join(",".join(c for j, c in enumerate(l.split(",")) if j != 6)
+                                            for l in t.split("\n")),
+                        "line 1: no column value"),
+    "a cut test-set table": ("metrics_test/PlainConvUNet_seed0.csv", lambda t: t[:-3], "line 4: the table ends"),
+    "an objects table saying 'yes'": ("metrics/PlainConvUNet_fold0_seed0_objects.csv",
+                                      lambda t: t.replace(",False,", ",yes,", 1),
+                                      "column 'matched' holds 'yes', not True or False"),
+}
+
+
+@pytest.mark.parametrize("part, spoil, message", DAMAGED_TABLES.values(), ids=DAMAGED_TABLES.keys())
+def test_a_damaged_metrics_table_is_refused_and_the_folder_left_as_it_was(tmp_path, capsys, part, spoil, message):
+    """``nnunet-archs report`` on a study one of whose per-job tables is cut or malformed: one line naming the file
+    and line, exit 2, no report drawn, nothing in the folder written, changed or deleted."""
+    from nnunet_archs.cli.dispatch import main
+    folder = old_study(tmp_path)
+    per_case, per_object = (folder.path / "per_case.csv").read_text(), (folder.path / "per_object.csv").read_text()
+    for name, source in (("metrics/PlainConvUNet_fold0_seed0.csv", per_case),
+                         ("metrics/PlainConvUNet_fold0_seed0_objects.csv", per_object),
+                         ("metrics_test/PlainConvUNet_seed0.csv", (folder.path / "per_case_test.csv").read_text())):
+        (folder.path / name).parent.mkdir(exist_ok=True)
+        (folder.path / name).write_text(_first_rows(source, 3))
+    (folder.path / part).write_text(spoil((folder.path / part).read_text()))
+    before = {p: p.read_bytes() for p in folder.path.rglob("*") if p.is_file()}
+    assert main(["report", str(folder.path)]) == 2
+    error = capsys.readouterr().err
+    assert message in error and part.split("/")[-1] in error and error.count("\n") == 1, error
+    assert {p: p.read_bytes() for p in folder.path.rglob("*") if p.is_file()} == before
+    assert not (folder.path / "results.md").exists()
