@@ -13,7 +13,7 @@ import numpy as np
 from nnunet_archs.errors import UserError
 from nnunet_archs.evaluation.failures import diagonal_mm, failure_kind
 from nnunet_archs.evaluation.images import TOLERANCE_TEXT, read_segmentation
-from nnunet_archs.evaluation.masks import LabelMasks, squeezed
+from nnunet_archs.evaluation.masks import CaseMasks, squeezed
 from nnunet_archs.evaluation.metrics import OBJECTS, OVERLAP, SURFACE, metric
 from nnunet_archs.evaluation.objects import boxed_detect, object_rows
 from nnunet_archs.evaluation.overlap import overlap
@@ -84,13 +84,12 @@ def measure_labels(reference: np.ndarray, prediction: np.ndarray, spacing: Seque
     axis)."""
     worst = diagonal_mm(reference.shape, spacing)
     shape, spacing = squeezed(reference.shape, spacing)
-    reference, prediction = reference.reshape(shape), prediction.reshape(shape)
-    kept = None if settings.ignore is None else reference != settings.ignore
+    images = CaseMasks(reference.reshape(shape), prediction.reshape(shape), settings.ignore)
     families = {metric(m).family for m in settings.metrics}
     rows: List[dict] = []
     objects: List[dict] = []
     for name, region in settings.regions.items():
-        masks = LabelMasks.of(reference, prediction, region, kept)
+        masks = images.label(region)
         failure = failure_kind(masks.has_reference, masks.has_prediction)
         results = {OVERLAP: overlap(masks.truth, masks.guess)}
         if SURFACE in families:

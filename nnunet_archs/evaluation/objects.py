@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -85,13 +85,16 @@ def boxed_detect(reference: np.ndarray, prediction: np.ndarray, spacing: Sequenc
     from scipy.optimize import linear_sum_assignment
     check_threshold(threshold)
     voxel = float(np.prod(spacing))
-    overlap = reference & prediction
-    reference_voxels, reference_at_overlap = _objects(reference, overlap)
-    predicted_voxels, predicted_at_overlap = _objects(prediction, overlap)
+    overlap = np.flatnonzero(reference & prediction)
+    reference_voxels, reference_components = _objects(reference)
+    predicted_voxels, predicted_components = _objects(prediction)
     k, p = len(reference_voxels), len(predicted_voxels)
     iou = np.zeros((k, p))
-    pairs, voxels = np.unique(reference_at_overlap.astype(np.int64) * (p + 1) + predicted_at_overlap,
-                              return_counts=True)
+    if k == 1 and p == 1:  # one object each (a large organ): all of the overlap is theirs (the pair 1, 1)
+        pairs, voxels = np.array([p + 2], np.int64), np.array([len(overlap)], np.int64)
+    else:
+        pairs, voxels = np.unique(_at(reference_components, overlap).astype(np.int64) * (p + 1)
+                                  + _at(predicted_components, overlap), return_counts=True)
     r, q = pairs // (p + 1) - 1, pairs % (p + 1) - 1
     iou[r, q] = voxels / (reference_voxels[r] + predicted_voxels[q] - voxels)
     reference_iou, predicted_iou = np.zeros(k), np.zeros(p)
@@ -104,18 +107,24 @@ def boxed_detect(reference: np.ndarray, prediction: np.ndarray, spacing: Sequenc
                      list(predicted_iou))
 
 
-def _objects(mask: np.ndarray, overlap: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """The voxel count of each connected component of ``mask``, numbered as on the whole image, and the component
-    of each voxel of ``overlap`` (in C order)."""
+def _objects(mask: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """The voxel count of each connected component of ``mask``, numbered as on the whole image, and the component of
+    each voxel in C order (None for one component or none: every voxel of ``mask`` is the first)."""
     import cc3d
+    mask = np.ascontiguousarray(mask)
     if not mask.any():
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.zeros(0, np.int64), None
     # numbered in C raster order as in the whole image, given uint8 in C order (cc3d numbers bool input otherwise)
-    components, count = cc3d.connected_components(np.ascontiguousarray(mask, dtype=np.uint8),
-                                                  connectivity=26 if mask.ndim == 3 else 8, return_N=True)
-    if count == 1:  # one object (a large organ): every voxel is its
-        return np.array([np.count_nonzero(mask)]), np.ones(np.count_nonzero(overlap), np.int64)
-    return np.bincount(components[mask], minlength=count + 1)[1:], components[overlap]
+    components, count = cc3d.connected_components(mask.view(np.uint8), connectivity=26 if mask.ndim == 3 else 8,
+                                                  return_N=True)
+    if count == 1:
+        return np.array([np.count_nonzero(mask)], np.int64), None
+    flat = components.reshape(-1)
+    return np.bincount(flat[np.flatnonzero(mask)], minlength=count + 1)[1:], flat
+
+
+def _at(components: Optional[np.ndarray], voxels: np.ndarray) -> np.ndarray:
+    return np.ones(len(voxels), np.int64) if components is None else components[voxels]
 
 
 def object_rows(detection: Detection, identity: dict) -> List[dict]:
