@@ -120,3 +120,34 @@ def test_a_damaged_metrics_table_is_refused_and_the_folder_left_as_it_was(tmp_pa
     assert message in error and part.split("/")[-1] in error and error.count("\n") == 1, error
     assert {p: p.read_bytes() for p in folder.path.rglob("*") if p.is_file()} == before
     assert not (folder.path / "results.md").exists()
+
+
+def test_report_metrics_does_not_score_a_cut_prediction_and_changes_nothing(tmp_path, capsys):
+    """``report DIR --metrics`` evaluates every stored prediction folder before it writes: one cut prediction refuses
+    the addition, and neither the per-job tables nor study.json change."""
+    import numpy as np
+    import SimpleITK as sitk
+    from nnunet_archs.cli.dispatch import main
+    folder = old_study(tmp_path)
+    spec, layout = folder.read_spec(), folder.read_layout()
+    spec.metrics = [m for m in spec.metrics if m != spec.metrics[1]]  # NSD not measured yet
+    folder.write_spec(spec)
+    (layout.raw / "labelsTr").mkdir(parents=True)
+    (layout.raw / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "large": 1, "small": 2},
+                                                         "file_ending": ".nii.gz"}))
+    for fold in (0, 1):
+        part = folder.fold_metrics("PlainConvUNet", fold, 0)
+        part.parent.mkdir(exist_ok=True)
+        part.write_text(_first_rows((folder.path / "per_case.csv").read_text(), 2))
+        validation = layout.fold_folder(spec, "PlainConvUNet", fold, 0) / "validation"
+        validation.mkdir()
+        label = np.zeros((1, 16, 16), np.uint8)
+        label[0, 4:9, 4:9] = 1
+        for where in (layout.raw / "labelsTr", validation):
+            sitk.WriteImage(sitk.GetImageFromArray(label), str(where / f"case{fold}.nii.gz"), True)
+    cut = layout.fold_folder(spec, "PlainConvUNet", 1, 0) / "validation" / "case1.nii.gz"
+    cut.write_bytes(cut.read_bytes()[:-20])
+    before = {p: p.read_bytes() for p in folder.path.rglob("*") if p.is_file()}
+    assert main(["report", str(folder.path), "--metrics", spec.metrics[0], "NSD", "-np", "1"]) == 2
+    assert "case1.nii.gz is cut short" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in folder.path.rglob("*") if p.is_file()} == before
