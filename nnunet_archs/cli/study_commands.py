@@ -161,9 +161,8 @@ def _add_resume_options(command, what: str, removed: str) -> None:
 
 
 def _add_processes_option(command, when: str = "") -> None:
-    from nnunetv2.configuration import default_num_processes
-    command.add_argument("-np", type=int, default=default_num_processes, help=f"worker processes evaluating the "
-                         f"cases{when}, as nnU-Net's -np (default: $nnUNet_def_n_proc, else 8; here %(default)s)")
+    command.add_argument("-np", type=int, default=None, help=f"worker processes evaluating the cases{when}, as "
+                         f"nnU-Net's -np (default: $nnUNet_def_n_proc, else 8)")
 
 
 def _add_object_options(command) -> None:
