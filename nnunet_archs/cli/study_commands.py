@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from nnunet_archs.evaluation.failures import FAILURE_CONVENTIONS
+from nnunet_archs.evaluation.labels import UNDEFINED_LABELS
 from nnunet_archs.evaluation.metrics import METRIC_NAMES
 from nnunet_archs.study.executors import DEFAULT_EXECUTOR, EXECUTORS
 from nnunet_archs.study.spec import FOLDS
@@ -33,6 +34,7 @@ def add_commands(commands) -> None:
                         "structure's HD95 enters the statistics (default: the study's --failures)")
     report.add_argument("--metrics", nargs="+", default=[], help="metrics to add to the study, computed from its "
                         "stored predictions without training again (default: none)")
+    _add_processes_option(report, " (with --metrics)")
     evaluation = commands.add_parser("evaluate", help="per-case Dice, NSD, HD95 and object detection of a folder of "
                                                       "predictions (a tidy CSV, and one row per object beside it)")
     evaluation.set_defaults(run=evaluate)
@@ -50,6 +52,10 @@ def add_commands(commands) -> None:
     _add_object_options(evaluation)
     evaluation.add_argument("-o", "--output", type=Path, required=True, help="the per-case CSV to write (objects go "
                             "to NAME_objects.csv beside it)")
+    _add_processes_option(evaluation)
+    evaluation.add_argument("--undefined-labels", choices=UNDEFINED_LABELS, default=UNDEFINED_LABELS[0],
+                            help="label values in a reference or prediction that dataset.json does not define: "
+                                 "refuse the folder (error, the default) or measure them as background and warn")
     prediction = commands.add_parser("predict", help="nnUNetv2_predict's prediction (the same predictor and "
                                      "arguments), with each case's time and peak GPU memory recorded")
     prediction.set_defaults(run=predict)
@@ -178,6 +184,11 @@ def _add_resume_options(command, what: str, removed: str) -> None:
     command.add_argument("--overwrite", action="store_true", help=f"start over (removes {removed})")
 
 
+def _add_processes_option(command, when: str = "") -> None:
+    command.add_argument("-np", type=int, default=None, help=f"worker processes evaluating the cases{when}, as "
+                         f"nnU-Net's -np (default: $nnUNet_def_n_proc, else 8)")
+
+
 def _add_object_options(command) -> None:
     command.add_argument("--object-labels", nargs="+", default=None, metavar="LABEL", help="labels whose connected "
                          "components are counted as objects by the Detection* metrics (default: every foreground "
@@ -238,7 +249,7 @@ def redraw_report(args: argparse.Namespace) -> None:
     from nnunet_archs.study.results import write_report
     folder, = args.folder
     open_study(folder)
-    added = add_metrics(folder, args.metrics) if args.metrics else []
+    added = add_metrics(folder, args.metrics, args.np) if args.metrics else []
     print(write_report(folder, failures_convention=args.failures).read_text())
     if added:
         print(f"Added {', '.join(added)} from the stored predictions; study.json lists them now (give the same "
@@ -246,13 +257,16 @@ def redraw_report(args: argparse.Namespace) -> None:
 
 
 def evaluate(args: argparse.Namespace) -> None:
-    import json
+    import sys
 
     from nnunet_archs.evaluation.folder import evaluate_folder, write_evaluation
+    from nnunet_archs.evaluation.labels import read_dataset_json
     from nnunet_archs.evaluation.tables import objects_path
-    evaluation = evaluate_folder(args.reference, args.prediction, json.loads(args.dataset_json.read_text()),
+    evaluation = evaluate_folder(args.reference, args.prediction, read_dataset_json(args.dataset_json),
                                  args.architecture, args.fold, args.metrics, args.nsd_tolerance, args.training_seed,
-                                 args.object_labels, args.match_iou)
+                                 args.object_labels, args.match_iou, args.np, args.undefined_labels)
+    for warning in evaluation.warnings:
+        print(f"nnunet-archs evaluate: warning: {warning}", file=sys.stderr)
     write_evaluation(evaluation, args.output)
     objects = f" and {len(evaluation.objects)} objects to {objects_path(args.output)}" if evaluation.objects else ""
     print(f"{len(evaluation.rows)} rows written to {args.output}{objects}")

@@ -4,9 +4,10 @@ its value is read from the computation of its family. Statistics, figures, the r
 choices read these records, so adding a metric touches this module (and, for a new family, the module computing
 it) plus its test. Metrics Reloaded (Maier-Hein et al., Nat Methods 2024) attaches the same facts to a metric.
 
-A *family* is one computation per (case, label) that gives several metrics at once: ``overlap`` (nnU-Net's own
-evaluation, ``nnunetv2.evaluation.evaluate_predictions.compute_metrics``), ``surface`` (``surface``: NSD and HD95
-from MONAI) and ``objects`` (``objects``: connected components matched one to one).
+A *family* is one computation per (case, label) that gives several metrics at once: ``overlap`` (``overlap``:
+nnU-Net's own Dice, as ``nnunetv2.evaluation.evaluate_predictions.compute_metrics`` computes it), ``surface``
+(``surface``: NSD and HD95 as MONAI computes them) and ``objects`` (``objects``: connected components matched one to
+one).
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ class Metric:
 
 
 _REGISTERED = (
-    Metric("Dice", OVERLAP, True, lambda nnunet: float(nnunet["Dice"]), "Dice 0"),
+    Metric("Dice", OVERLAP, True, attrgetter("dice"), "Dice 0"),
     Metric("NSD", SURFACE, True, attrgetter("nsd"), "NSD 0", method="NSD at {tolerance:g} mm"),
     Metric("HD95", SURFACE, False, attrgetter("hd95"), "HD95 {hd95}", method="HD95 in mm", unit=" mm", digits=1,
            bounds=(0.0, math.inf), worst_case_on_failure=True),

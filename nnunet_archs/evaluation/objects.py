@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from nnunet_archs.errors import UserError
+from nnunet_archs.evaluation.masks import bounding_box, squeezed
 
 # object-size bins in mm³ (mm² in 2D), half decades, fixed so that studies on several datasets line up
 SIZE_EDGES_MM3 = (0, 3, 10, 30, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, math.inf)
@@ -67,30 +68,35 @@ class Detection:
         return float(len(self.predicted_sizes) - self.matched)
 
 
-def _components(mask: np.ndarray) -> Tuple[np.ndarray, int]:
-    import cc3d
-    squeezed = mask.squeeze()
-    labels, count = cc3d.connected_components(squeezed.astype(np.uint8), connectivity=26 if squeezed.ndim == 3 else 8,
-                                              return_N=True)
-    return labels.reshape(mask.shape), int(count)
-
-
 def detect(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float],
            threshold: float = 0.0) -> Detection:
-    """Match the objects of two boolean masks of one shape (``spacing`` per axis, in mm)."""
+    """Match the objects of two boolean masks of an image, of one shape (``spacing`` per axis, in mm); axes of
+    length 1 are dropped first (nnU-Net's 2D image is one slice: its objects are 8-connected areas)."""
+    shape, spacing = squeezed(reference.shape, spacing)
+    reference, prediction = reference.reshape(shape), prediction.reshape(shape)
+    box = bounding_box(reference | prediction) or (slice(0, 0),) * len(shape)
+    return boxed_detect(reference[box], prediction[box], spacing, threshold)
+
+
+def boxed_detect(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float],
+                 threshold: float = 0.0) -> Detection:
+    """``detect`` on masks cut to the bounding box of their union (``masks.LabelMasks``; no object reaches past
+    it, and the components are numbered as in the whole image), in the image's axes longer than one voxel."""
     from scipy.optimize import linear_sum_assignment
     check_threshold(threshold)
-    voxel = float(np.prod([s for s, n in zip(spacing, reference.shape) if n > 1]))
-    reference_labels, k = _components(reference)
-    prediction_labels, p = _components(prediction)
-    reference_voxels = np.bincount(reference_labels.ravel(), minlength=k + 1)[1:]
-    predicted_voxels = np.bincount(prediction_labels.ravel(), minlength=p + 1)[1:]
+    voxel = float(np.prod(spacing))
+    overlap = np.flatnonzero(reference & prediction)
+    reference_voxels, reference_components = _objects(reference)
+    predicted_voxels, predicted_components = _objects(prediction)
+    k, p = len(reference_voxels), len(predicted_voxels)
     iou = np.zeros((k, p))
-    both = (reference_labels > 0) & (prediction_labels > 0)
-    pairs, overlap = np.unique(np.stack([reference_labels[both], prediction_labels[both]]), axis=1,
-                               return_counts=True)
-    for (r, q), voxels in zip(pairs.T, overlap):
-        iou[r - 1, q - 1] = voxels / (reference_voxels[r - 1] + predicted_voxels[q - 1] - voxels)
+    if k == 1 and p == 1:  # one object each (a large organ): all of the overlap is theirs (the pair 1, 1)
+        pairs, voxels = np.array([p + 2], np.int64), np.array([len(overlap)], np.int64)
+    else:
+        pairs, voxels = np.unique(_at(reference_components, overlap).astype(np.int64) * (p + 1)
+                                  + _at(predicted_components, overlap), return_counts=True)
+    r, q = pairs // (p + 1) - 1, pairs % (p + 1) - 1
+    iou[r, q] = voxels / (reference_voxels[r] + predicted_voxels[q] - voxels)
     reference_iou, predicted_iou = np.zeros(k), np.zeros(p)
     if k and p:
         rows, columns = linear_sum_assignment(np.where(iou > threshold, iou, 0.0), maximize=True)
@@ -99,6 +105,26 @@ def detect(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[floa
                 reference_iou[r] = predicted_iou[q] = iou[r, q]
     return Detection(list(reference_voxels * voxel), list(predicted_voxels * voxel), list(reference_iou),
                      list(predicted_iou))
+
+
+def _objects(mask: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """The voxel count of each connected component of ``mask``, numbered as on the whole image, and the component of
+    each voxel in C order (None for one component or none: every voxel of ``mask`` is the first)."""
+    import cc3d
+    mask = np.ascontiguousarray(mask)
+    if not mask.any():
+        return np.zeros(0, np.int64), None
+    # numbered in C raster order as in the whole image, given uint8 in C order (cc3d numbers bool input otherwise)
+    components, count = cc3d.connected_components(mask.view(np.uint8), connectivity=26 if mask.ndim == 3 else 8,
+                                                  return_N=True)
+    if count == 1:
+        return np.array([np.count_nonzero(mask)], np.int64), None
+    flat = components.reshape(-1)
+    return np.bincount(flat[np.flatnonzero(mask)], minlength=count + 1)[1:], flat
+
+
+def _at(components: Optional[np.ndarray], voxels: np.ndarray) -> np.ndarray:
+    return np.ones(len(voxels), np.int64) if components is None else components[voxels]
 
 
 def object_rows(detection: Detection, identity: dict) -> List[dict]:

@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import pandas as pd
 
 from nnunet_archs.errors import UserError
-from nnunet_archs.evaluation.tables import OBJECT_COLUMNS, COLUMNS, objects_path, read_table
+from nnunet_archs.evaluation.tables import (COLUMNS, OBJECT_COLUMNS, REQUIRED_COLUMNS, REQUIRED_OBJECT_COLUMNS,
+                                            objects_path, read_table)
 from nnunet_archs.files import write_json_atomically, write_text_atomically
 from nnunet_archs.study.spec import StudySpec, safe
 from nnunet_archs.registry import study_trainer_name
@@ -101,21 +102,23 @@ class StudyFolder:
         return json.loads(self.state.read_text()) if self.state.exists() else None
 
     # -- the per-case and per-object tables ------------------------------------------------------------------------
-    def per_case(self, spec: StudySpec) -> pd.DataFrame:
-        """The cross-validation's per-case table, assembled from the evaluation jobs' tables (``per_case.csv``)."""
-        table = self._assemble(self._fold_parts(spec), self.path / "per_case.csv")
-        if table is None:
+    def tables(self, spec: StudySpec) -> "StudyTables":
+        """The cross-validation's per-case table, the test set's and the objects, each assembled from the evaluation
+        jobs' tables (``metrics/``, ``metrics_test/``) and written as ``per_case.csv``, ``per_case_test.csv`` and
+        ``per_object.csv``, or read from those when no job table exists. Every table is read and checked before
+        any is written: a table that is cut or malformed is refused and leaves the folder as it was."""
+        fold_parts = self._fold_parts(spec)
+        test_parts = [self.test_metrics(a, s) for a in spec.architectures for s in spec.training_seeds]
+        kinds = ((fold_parts, "per_case.csv", COLUMNS, REQUIRED_COLUMNS),
+                 (test_parts, "per_case_test.csv", COLUMNS, REQUIRED_COLUMNS),
+                 ([objects_path(p) for p in fold_parts], "per_object.csv", OBJECT_COLUMNS, REQUIRED_OBJECT_COLUMNS))
+        assembled = [self._assemble(parts, self.path / target, required) for parts, target, _, required in kinds]
+        if assembled[0][0] is None:
             raise UserError(f"{self.path} has no per-case metrics yet (metrics/*.csv or per_case.csv)")
-        return table
-
-    def per_case_test(self, spec: StudySpec) -> Optional[pd.DataFrame]:
-        parts = [self.test_metrics(a, s) for a in spec.architectures for s in spec.training_seeds]
-        return self._assemble(parts, self.path / "per_case_test.csv")
-
-    def per_object(self, spec: StudySpec) -> Optional[pd.DataFrame]:
-        """The cross-validation's objects (``per_object.csv``), from the tables beside the evaluation jobs'."""
-        return self._assemble([objects_path(p) for p in self._fold_parts(spec)], self.path / "per_object.csv",
-                              OBJECT_COLUMNS)
+        for (table, from_parts), (_, target, columns, _) in zip(assembled, kinds):
+            if from_parts:
+                table.to_csv(self.path / target, index=False, columns=[c for c in columns if c in table.columns])
+        return StudyTables(*(table for table, _ in assembled))
 
     def read_per_case(self) -> pd.DataFrame:
         """The per-case table of a finished study, as its report assembled it."""
@@ -126,17 +129,12 @@ class StudyFolder:
                 for f in spec.folds]
 
     @staticmethod
-    def _assemble(parts: List[Path], target: Path, columns: List[str] = COLUMNS) -> Optional[pd.DataFrame]:
-        """Concatenate the per-job tables into one (written to ``target``), or read ``target`` when no parts
-        exist."""
+    def _assemble(parts: List[Path], target: Path, required: List[str]) -> Tuple[Optional[pd.DataFrame], bool]:
+        """The per-job tables concatenated (and True), or ``target`` when no part exists (and False)."""
         existing = [p for p in parts if p.exists()]
         if existing:
-            table = pd.concat([read_table(p) for p in existing])
-            table.to_csv(target, index=False, columns=[c for c in columns if c in table.columns])
-            return table
-        if target.exists():
-            return read_table(target)
-        return None
+            return pd.concat([read_table(p, required) for p in existing]), True
+        return (read_table(target, required) if target.exists() else None), False
 
     # -- the report ------------------------------------------------------------------------------------------------
     def write_report(self, markdown: str, csv: str, latex: str, sizes_csv: Optional[str]) -> Path:
@@ -146,6 +144,16 @@ class StudyFolder:
             (self.path / "detection_by_size.csv").write_text(sizes_csv)
         (self.path / "results.tex").write_text(latex)
         return self.path / "results.md"
+
+
+@dataclass(frozen=True)
+class StudyTables:
+    """A study's tidy tables: cross-validation per case, test set per case (None without one), objects (None
+    without object metrics)."""
+
+    per_case: pd.DataFrame
+    per_case_test: Optional[pd.DataFrame]
+    per_object: Optional[pd.DataFrame]
 
 
 @dataclass(frozen=True)

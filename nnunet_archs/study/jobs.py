@@ -97,7 +97,8 @@ def build_jobs(spec: StudySpec, layout: StudyLayout, planners: Dict[str, List[st
     if not spec.device.startswith("cuda"):
         train_env["nnUNet_n_proc_DA"] = "0"  # no augmentation workers on a CPU: they would fight the training
     metric_args = ["--metrics", *spec.metrics, "--nsd-tolerance", f"{spec.nsd_tolerance_mm:g}", "--match-iou",
-                   f"{spec.match_iou:g}", *(["--object-labels", *spec.object_labels] if spec.object_labels else [])]
+                   f"{spec.match_iou:g}", *(["--object-labels", *spec.object_labels] if spec.object_labels else []),
+                   "-np", np_]
     device = spec.device.split(":")[0]
     for a, seed in ((a, s) for a in spec.architectures for s in spec.training_seeds):
         trainer, seed_args = study_trainer_name(a, seed), ["--training-seed", str(seed)]

@@ -13,7 +13,7 @@ from nnunet_archs.doctor import fast_checks, first_failure
 from nnunet_archs.errors import UserError
 from nnunet_archs.planning.api import check_dataset_integrity, dataset_name, require_nnunet_paths
 from nnunet_archs.profiling import require_device
-from nnunet_archs.evaluation.folder import label_regions
+from nnunet_archs.evaluation.labels import label_regions
 from nnunet_archs.study.executors import executor_class
 from nnunet_archs.study.folder import StudyLayout
 from nnunet_archs.study.spec import StudySpec

@@ -43,13 +43,12 @@ def load_results(folder: StudyFolder, header_extra: str = "", failures_conventio
     spec, layout = folder.read_spec(), folder.read_layout()
     convention = failures_convention or spec.failures
     options = dict(primary=(spec.primary_metric, spec.primary_label), margins=spec.margins, failures=convention)
-    table = folder.per_case(spec)
+    tables = folder.tables(spec)
+    table, test_table, objects = tables.per_case, tables.per_case_test, tables.per_object
     statistics = analyse(table, spec.architectures, spec.baseline, spec.metrics, spec.seed, spec.bootstrap_resamples,
                          **options)
-    test_table = folder.per_case_test(spec)
     test_statistics = None if test_table is None else analyse(
         test_table, spec.architectures, spec.baseline, spec.metrics, spec.seed, spec.bootstrap_resamples, **options)
-    objects = folder.per_object(spec)
     sizes = [] if objects is None else detection_by_size(objects, spec.architectures)
     costs = Costs(folder.read_costs(), training_costs(spec, layout), inference_costs(spec, layout),
                   folder.read_environment())

@@ -25,7 +25,7 @@ from nnunet_archs.analysis.significance import ALPHA
 from nnunet_archs.analysis.statistics import ESTIMAND
 from nnunet_archs.analysis.table import MEAN_LABEL
 from nnunet_archs.evaluation.failures import check_failure_convention
-from nnunet_archs.evaluation.folder import check_object_labels
+from nnunet_archs.evaluation.labels import check_object_labels
 from nnunet_archs.evaluation.metrics import DEFAULT_PRIMARY, FAMILY_PACKAGES, METRIC_NAMES, check_metrics
 from nnunet_archs.evaluation.objects import check_threshold
 from nnunet_archs.training.environment import EPOCHS, ITERATIONS, NNUNET_SCHEDULE, training_variables

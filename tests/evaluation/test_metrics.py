@@ -76,7 +76,7 @@ def test_evaluate_folder_writes_every_case_label_and_metric(tmp_path):
     _write(guess, (1.0, 1.0, 1.0), prediction / "case_a.nii.gz")
     _write(truth, (1.0, 1.0, 1.0), reference / "case_b.nii.gz")
     _write(truth, (1.0, 1.0, 1.0), prediction / "case_b.nii.gz")
-    rows = evaluate_folder(reference, prediction, dataset, "Net", "0", ["Dice", "NSD", "HD95"], 2.0).rows
+    rows = evaluate_folder(reference, prediction, dataset, "Net", "0", ["Dice", "NSD", "HD95"], 2.0, processes=1).rows
     assert len(rows) == 2 * 2 * 3 and set(rows[0]) == set(COLUMNS)
     value = {(r["case"], r["label"], r["metric"]): r["value"] for r in rows}
     assert value[("case_a", "large", "Dice")] == 1.0 and value[("case_a", "small", "Dice")] == 0.0
@@ -89,7 +89,7 @@ def test_evaluate_folder_writes_every_case_label_and_metric(tmp_path):
     assert value[("case_b", "small", "HD95")] == 0.0 and value[("case_b", "small", "NSD")] == 1.0
     with pytest.raises(ValueError, match="no reference"):
         (prediction / "case_c.nii.gz").write_bytes((prediction / "case_a.nii.gz").read_bytes())
-        evaluate_folder(reference, prediction, dataset, "Net", "0")
+        evaluate_folder(reference, prediction, dataset, "Net", "0", processes=1)
     json.dumps(rows)  # plain types, as the CSV and the report need
 
 
@@ -107,6 +107,6 @@ def test_the_ignore_region_changes_neither_nsd_nor_hd95(tmp_path):
     guess[0, 34:44, 20:40] = 1  # organ predicted far away, but only where the reference ignores
     _write(truth, (1.0, 1.0, 1.0), reference / "case.nii.gz")
     _write(guess, (1.0, 1.0, 1.0), prediction / "case.nii.gz")
-    value = {r["metric"]: r["value"] for r in evaluate_folder(reference, prediction, dataset, "Net", "0").rows}
+    value = {r["metric"]: r["value"] for r in evaluate_folder(reference, prediction, dataset, "Net", "0", processes=1).rows}
     assert value == {"Dice": 1.0, "NSD": 1.0, "HD95": 0.0, "DetectionRecall": 1.0, "DetectionPrecision": 1.0,
                      "DetectionF1": 1.0, "FalsePositiveObjects": 0.0}  # no invented object in the ignore region

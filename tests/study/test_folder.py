@@ -45,11 +45,12 @@ def test_the_folder_reads_what_the_study_stored(tmp_path):
     spec, layout = folder.read_spec(), folder.read_layout()
     assert spec.architectures == ["PlainConvUNet", "KiUNet", "UIUNet-minimal"] and spec.folds == [0, 1, 2]
     assert layout.folder == folder and layout.raw.name == "Dataset990_KiUDemo2D"
-    table = folder.per_case(spec)
+    tables = folder.tables(spec)
+    table = tables.per_case
     # the 24 cases of folds 0-2 of 40; per case Dice, NSD and HD95 of both labels, the objects of one label
     assert table.groupby("architecture")["case"].nunique().tolist() == [24, 24, 24]
     assert set(table.groupby(["architecture", "case"]).size()) == {2 * 3 + 4}
-    assert folder.per_case_test(spec)["fold"].unique().tolist() == ["ensemble"]
+    assert tables.per_case_test["fold"].unique().tolist() == ["ensemble"]
     assert folder.read_environment()[0]["versions"]["nnunetv2"] == "2.8.1"
     assert folder.read_costs()["KiUNet"]["batch"] > 0
 
@@ -73,7 +74,7 @@ def test_a_folder_that_is_not_a_study_is_refused_naming_what_is_missing(tmp_path
         folder.check_finished()
     (folder.path / "per_case.csv").unlink()
     with pytest.raises(UserError, match="has no per-case metrics yet"):
-        folder.per_case(folder.read_spec())
+        folder.tables(folder.read_spec())
 
 
 def test_an_analysis_is_pre_registered_when_a_study_starts_and_a_report_that_changes_it_is_post_hoc(tmp_path):
@@ -103,3 +104,83 @@ def test_an_analysis_is_pre_registered_when_a_study_starts_and_a_report_that_cha
     check_folder(spec, layout, resume=True, overwrite=False)  # an old study stays not pre-registered
     prepare_folder(spec, layout, overwrite=False)
     assert folder.read_spec().preregistration is None
+
+
+
+
+def _first_rows(text: str, rows: int) -> str:
+    return "".join(text.splitlines(keepends=True)[:rows + 1])
+
+
+DAMAGED_TABLES = {  # a per-job table, spoilt -> what the refusal names
+    "cut in the middle of a row": ("metrics/PlainConvUNet_fold0_seed0.csv", lambda t: t[:-9],
+                                   "PlainConvUNet_fold0_seed0.csv, line 4: the table ends in the middle of a row"),
+    "a row with a value too many": ("metrics/PlainConvUNet_fold0_seed0.csv",
+                                    lambda t: t.replace(",Dice,", ",Dice,n/a,", 1),
+                                    "line 2: 10 values where the header has 9 columns"),
+    "a non-numeric value": ("metrics/PlainConvUNet_fold0_seed0.csv",
+                            lambda t: "\n".join(l if i != 2 else ",".join(l.split(",")[:6] + ["high"] +
+                                                                          l.split(",")[7:])
+                                                for i, l in enumerate(t.split("\n"))),
+                            "line 3: column 'value' holds 'high', not a number"),
+    "no value column": ("metrics/PlainConvUNet_fold0_seed0.csv",
+                        lambda t: "\n".join(",".join(c for j, c in enumerate(l.split(",")) if j != 6)
+                                            for l in t.split("\n")),
+                        "line 1: no column value"),
+    "a cut test-set table": ("metrics_test/PlainConvUNet_seed0.csv", lambda t: t[:-3], "line 4: the table ends"),
+    "an objects table saying 'yes'": ("metrics/PlainConvUNet_fold0_seed0_objects.csv",
+                                      lambda t: t.replace(",False,", ",yes,", 1),
+                                      "column 'matched' holds 'yes', not True or False"),
+}
+
+
+@pytest.mark.parametrize("part, spoil, message", DAMAGED_TABLES.values(), ids=DAMAGED_TABLES.keys())
+def test_a_damaged_metrics_table_is_refused_and_the_folder_left_as_it_was(tmp_path, capsys, part, spoil, message):
+    """``nnunet-archs report`` on a study one of whose per-job tables is cut or malformed: one line naming the file
+    and line, exit 2, no report drawn, nothing in the folder written, changed or deleted."""
+    from nnunet_archs.cli.dispatch import main
+    folder = old_study(tmp_path)
+    per_case, per_object = (folder.path / "per_case.csv").read_text(), (folder.path / "per_object.csv").read_text()
+    for name, source in (("metrics/PlainConvUNet_fold0_seed0.csv", per_case),
+                         ("metrics/PlainConvUNet_fold0_seed0_objects.csv", per_object),
+                         ("metrics_test/PlainConvUNet_seed0.csv", (folder.path / "per_case_test.csv").read_text())):
+        (folder.path / name).parent.mkdir(exist_ok=True)
+        (folder.path / name).write_text(_first_rows(source, 3))
+    (folder.path / part).write_text(spoil((folder.path / part).read_text()))
+    before = {p: p.read_bytes() for p in folder.path.rglob("*") if p.is_file()}
+    assert main(["report", str(folder.path)]) == 2
+    error = capsys.readouterr().err
+    assert message in error and part.split("/")[-1] in error and error.count("\n") == 1, error
+    assert {p: p.read_bytes() for p in folder.path.rglob("*") if p.is_file()} == before
+    assert not (folder.path / "results.md").exists()
+
+
+def test_report_metrics_does_not_score_a_cut_prediction_and_changes_nothing(tmp_path, capsys):
+    """``report DIR --metrics`` evaluates every stored prediction folder before it writes: one cut prediction refuses
+    the addition, and neither the per-job tables nor study.json change."""
+    import numpy as np
+    import SimpleITK as sitk
+    from nnunet_archs.cli.dispatch import main
+    folder = old_study(tmp_path)
+    spec, layout = folder.read_spec(), folder.read_layout()
+    spec.metrics = [m for m in spec.metrics if m != spec.metrics[1]]  # NSD not measured yet
+    folder.write_spec(spec)
+    (layout.raw / "labelsTr").mkdir(parents=True)
+    (layout.raw / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "large": 1, "small": 2},
+                                                         "file_ending": ".nii.gz"}))
+    for fold in (0, 1):
+        part = folder.fold_metrics("PlainConvUNet", fold, 0)
+        part.parent.mkdir(exist_ok=True)
+        part.write_text(_first_rows((folder.path / "per_case.csv").read_text(), 2))
+        validation = layout.fold_folder(spec, "PlainConvUNet", fold, 0) / "validation"
+        validation.mkdir()
+        label = np.zeros((1, 16, 16), np.uint8)
+        label[0, 4:9, 4:9] = 1
+        for where in (layout.raw / "labelsTr", validation):
+            sitk.WriteImage(sitk.GetImageFromArray(label), str(where / f"case{fold}.nii.gz"), True)
+    cut = layout.fold_folder(spec, "PlainConvUNet", 1, 0) / "validation" / "case1.nii.gz"
+    cut.write_bytes(cut.read_bytes()[:-20])
+    before = {p: p.read_bytes() for p in folder.path.rglob("*") if p.is_file()}
+    assert main(["report", str(folder.path), "--metrics", spec.metrics[0], "NSD", "-np", "1"]) == 2
+    assert "case1.nii.gz is cut short" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in folder.path.rglob("*") if p.is_file()} == before
