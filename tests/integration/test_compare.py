@@ -1,5 +1,5 @@
 """``nnunet-archs compare`` end to end with the local executor (submitit's local backend, the code path of the SLURM
-executor): 2 architectures x 2 folds on the tiny 2D dataset, two jobs at once, and the faults a study must survive:
+executor): 3 architectures x 2 folds on the tiny 2D dataset, two jobs at once, and the faults a study must survive:
 a training killed mid-run (continued with --c), a job that fails (only its dependants stop, the report names it), a
 killed driver (--resume adopts what still runs and recomputes nothing that finished). Then the report is complete
 and ``nnunet-archs report`` reproduces its numbers. The networks are UIU-Net (this is its end-to-end test through
@@ -114,11 +114,11 @@ def study(nnunet, custom_calibration):
 
 def test_the_study_prints_its_summary_first(study):
     lines = study["first_output"].splitlines()
-    assert lines[0] == f"Study of Dataset{DATASET_2D}_Synthetic2D, configuration 2d: 2 networks: {CUSTOM_NETWORK} " \
-                       f"tested against the baseline UIUNet", lines[:8]
-    assert lines[1] == "Trainings: 2 network(s) x 2 folds x 1 training seed(s) = 4, each 2 epoch(s) x 1 iterations, " \
+    assert lines[0] == f"Study of Dataset{DATASET_2D}_Synthetic2D, configuration 2d: 3 networks: {CUSTOM_NETWORK} " \
+                       f"and SwinUNETR each tested against the baseline UIUNet", lines[:8]
+    assert lines[1] == "Trainings: 3 network(s) x 2 folds x 1 training seed(s) = 6, each 2 epoch(s) x 1 iterations, " \
                        "mirroring"
-    assert lines[2].startswith("Device: cpu (no CUDA GPU is visible") and lines[3].startswith("Jobs: 18 (")
+    assert lines[2].startswith("Device: cpu (no CUDA GPU is visible") and lines[3].startswith("Jobs: 25 (")
 
 
 def test_jobs_run_concurrently_and_a_killed_training_continues_with_dash_c(study):
@@ -248,7 +248,7 @@ def test_a_per_case_table_missing_columns_is_a_clear_error(study, nnunet, tmp_pa
     (copy / "layout.json").write_text(json.dumps(layout))
     (copy / "per_case.csv").write_text("architecture,fold,case,label,value\nKiUNet,0,a,small,0.5\n")
     result = nnunet.run_in_process("report", str(copy))
-    assert result.returncode == 2 and "lacks column(s) ['metric']" in result.stderr, result.stderr
+    assert result.returncode == 2 and "line 1: no column metric" in result.stderr, result.stderr
 
 
 def test_report_switches_the_failure_convention_without_evaluating_again(study, nnunet, tmp_path):
