@@ -1,8 +1,8 @@
 """benchmarks/gpu_validation.py, the one command a GPU machine runs: its CPU path (tiny plans, eager fp32 steps
-with nnU-Net's loss and optimizer at the M and L presets, Swin UNETR's beside ResEnc's in the zoo part, inference
-per case through nnU-Net's predictor, the calibration at planning sizes) end to end, its time budget, and its
-checks on a case with a known answer. Left out here: the compiled part (inductor takes minutes per network on a
-CPU; tests/architectures/test_compile.py compiles both nets) and nnUNetv2_train (what
+with nnU-Net's loss and optimizer at the M preset, Swin UNETR's beside ResEnc's in the zoo part, inference per case
+through nnU-Net's predictor, the calibration at planning sizes) end to end, its time budget, and its checks on a case
+with a known answer. Left out here: the large part (the L preset), the compiled part (inductor takes minutes per
+network on a CPU; tests/architectures/test_compile.py compiles both nets) and nnUNetv2_train (what
 tests/integration/test_pipeline.py runs already)."""
 from __future__ import annotations
 
@@ -29,9 +29,10 @@ def load_script():
 def test_cpu_smoke_plans_and_measures_every_network(tmp_path):
     output, work = tmp_path / "validation.json", tmp_path / "work"
     # the zoo part with Swin UNETR alone: the one without deep supervision (MedNeXt and SegResNet take the path of
-    # the steps part)
+    # the steps part); the large part left out: the same step at the L plans, whose growth with the target is
+    # tests/integration/test_planners.py's test_more_memory_never_shrinks_the_configuration (18 s saved)
     result = subprocess.run([sys.executable, str(SCRIPT), "--cpu-smoke", "--parts", "steps", "zoo", "inference",
-                             "calibration", "large", "--zoo", "SwinUNETR", "--repeats", "1", "--output", str(output),
+                             "calibration", "--zoo", "SwinUNETR", "--repeats", "1", "--output", str(output),
                              "--work-dir", str(work)], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(output.read_text())
@@ -48,10 +49,6 @@ def test_cpu_smoke_plans_and_measures_every_network(tmp_path):
     by_name = {row["network"]: row for row in report["steps"]}
     assert by_name["PlainConvUNet"]["step_x_PlainConvUNet"] == 1
     assert by_name["ResEncUNet"]["peak_over_target_vs_ResEncUNet"] == 1
-    assert [row["network"] for row in report["large"]] == names  # the L preset: planned for a 3x larger target
-    for row in report["large"]:  # more memory: a larger patch or batch, never less of either
-        m = by_name[row["network"]]
-        assert row["batch"] * math.prod(row["patch"]) > m["batch"] * math.prod(m["patch"]), row["network"]
     inference = {row["network"]: row for row in report["inference"]}
     assert list(inference) == names and all(row["seconds"] > 0 and row["mirroring"] for row in inference.values())
     assert all(row["max_memory_allocated_bytes"] is None for row in inference.values())  # nothing a CPU cannot measure
