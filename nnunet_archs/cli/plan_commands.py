@@ -1,12 +1,14 @@
 """Set-up and planning commands: ``doctor`` (is this environment ready?), ``example_dataset`` (the built-in
 data), ``plan_and_preprocess`` and ``plan_experiment`` (nnU-Net's, with our planners too), ``add_configuration``
-(the multi-GPU batch recipe) and ``costs`` (the footing of planned networks)."""
+(the multi-GPU batch recipe), ``costs`` (the footing of planned networks) and ``splits`` (nnU-Net's fold split)."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 from pathlib import Path
+
+from nnunet_archs.study.spec import FOLDS
 
 DEFAULT_CONFIGURATIONS = ["2d", "3d_fullres", "3d_lowres"]
 
@@ -67,6 +69,11 @@ def add_commands(commands) -> None:
     add_config.add_argument("--name", required=True, help="name of the new configuration")
     add_config.add_argument("--batch-multiplier", type=int, required=True, help="the new batch size is the "
                             "inherited one times this (the number of GPUs, for the same batch per GPU)")
+    split = commands.add_parser("splits", help="write nnU-Net's 5-fold splits_final.json of a dataset if it has none, "
+                                               "or check it against --folds")
+    split.set_defaults(run=splits)
+    split.add_argument("-d", type=int, required=True, help="dataset id")
+    split.add_argument("--folds", type=int, nargs="+", default=list(FOLDS), help="the folds the split must define")
     cost = commands.add_parser("costs", help="planned patch, batch, parameters, FLOPs and estimated memory of plans")
     cost.set_defaults(run=costs)
     cost.add_argument("-d", type=int, required=True, help="dataset id")
@@ -127,3 +134,13 @@ def costs(args: argparse.Namespace) -> None:
                          args.configuration, args.calibration)
     write_json_atomically(args.output, result)
     print(json.dumps(result, indent=1))
+
+
+def splits(args: argparse.Namespace) -> None:
+    from nnunet_archs.planning.api import dataset_name, require_nnunet_paths
+    from nnunet_archs.study.splits import ensure_splits
+    require_nnunet_paths("nnUNet_raw", "nnUNet_preprocessed")
+    from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw
+    name = dataset_name(args.d)
+    path = ensure_splits(Path(nnUNet_raw) / name, Path(nnUNet_preprocessed) / name, args.folds)
+    print(f"Cross-validation split: {path}")

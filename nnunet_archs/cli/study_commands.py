@@ -71,11 +71,6 @@ def add_commands(commands) -> None:
     prediction.add_argument("-npp", type=int, default=3, help="preprocessing processes (0 with -nps 0: sequential)")
     prediction.add_argument("-nps", type=int, default=3, help="export processes")
     prediction.add_argument("--disable_progress_bar", action="store_true", help="no progress bar")
-    split = commands.add_parser("splits", help="write nnU-Net's 5-fold splits_final.json of a dataset if it has none, "
-                                               "or check it against --folds")
-    split.set_defaults(run=splits)
-    split.add_argument("-d", type=int, required=True, help="dataset id")
-    split.add_argument("--folds", type=int, nargs="+", default=list(FOLDS), help="the folds the split must define")
     demonstration = commands.add_parser("demo", help="the comparison on a built-in dataset, on the CPU, in about "
                                                      "10 minutes (what `make demo` runs)")
     demonstration.set_defaults(run=demo)
@@ -129,8 +124,8 @@ def _add_compare(commands) -> None:
                          "after the epoch that spends it (default: none)")
     command.add_argument("--mirroring", action="store_true", help="keep nnU-Net's mirroring augmentation and TTA")
     command.add_argument("-gpu_memory_target", type=float, default=8, help="GB, the same for every planner")
-    _add_device(command, ["cpu", "cuda"], "train and predict", resume_note="; with --resume the study's; with --executor slurm cuda when "
-                "--slurm-gpus-per-job is given, else required")
+    _add_device(command, ["cpu", "cuda"], "train and predict", resume_note="; with --resume the study's; with "
+                "--executor slurm cuda when --slurm-gpus-per-job is given, else required")
     command.add_argument("--no-compile", action="store_true", help="turn torch.compile off (nnU-Net compiles on "
                                                                    "CUDA)")
     command.add_argument("--yes", action="store_true", help="start a study the checks warn about: nnU-Net's full "
@@ -287,16 +282,6 @@ def predict(args: argparse.Namespace) -> None:
                             device, not args.disable_tta, args.npp, args.nps, not args.disable_progress_bar)
     print(f"{record['cases']} case(s) predicted into {args.o}; median {record.get('median_seconds_per_case', 0):.2f} s "
           f"per case with {record.get('models', 0)} model(s)")
-
-
-def splits(args: argparse.Namespace) -> None:
-    from nnunet_archs.planning.api import dataset_name, require_nnunet_paths
-    from nnunet_archs.study.splits import ensure_splits
-    require_nnunet_paths("nnUNet_raw", "nnUNet_preprocessed")
-    from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw
-    name = dataset_name(args.d)
-    path = ensure_splits(Path(nnUNet_raw) / name, Path(nnUNet_preprocessed) / name, args.folds)
-    print(f"Cross-validation split: {path}")
 
 
 def demo(args: argparse.Namespace) -> None:
