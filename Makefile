@@ -13,10 +13,9 @@ export OMP_NUM_THREADS ?= 2
 # UIU-Net's 2D step 1.6x and PlainConvUNet's 1.2x (BENCHMARKS.md section 1.0)
 test demo: export OMP_WAIT_POLICY ?= PASSIVE
 # pytest-xdist workers, one test module at a time each (module fixtures such as compare's study run once),
-# modules with tests marked slow first. Measured on 2 cores (.ci/run on fresh clones, 2026-12-03): 2 workers 8.9-9.1
-# min (529-542 s in pytest, 481 tests; 2026-11-23: 12.4-12.9 min with the inductor test compiling from scratch),
-# 3 workers 15.1 min on an earlier tree (the local study, the critical path, 426 s -> 632 s); 1 worker 32 min (older
-# suite)
+# modules with tests marked slow first. Measured on 2 cores (.ci/run on fresh clones, 2026-12-07): 2 workers 13.6
+# min (809 s in pytest, 665 tests; 481 tests on 2026-12-03: 8.9-9.1 min), 3 workers 15.1 min on an earlier tree (the
+# local study, the critical path, 426 s -> 632 s); 1 worker 32 min (older suite)
 TEST_WORKERS ?= 2
 
 .PHONY: test demo benchmark env clean

@@ -22,7 +22,7 @@ import torch
 from nnunet_archs.training.environment import EPOCH_LOG
 from tests.integration.conftest import BIN, CUSTOM_NETWORK, DATASET_2D
 
-pytestmark = pytest.mark.slow(330)
+pytestmark = pytest.mark.slow(430)
 
 # UIU-Net beside a network of the user's, given by import path (planned by nnUNetPlannerCustom), and a network users
 # compare against
